@@ -1,0 +1,179 @@
+//! The admin endpoint: `/healthz`, `/readyz` and `/metrics` over HTTP/1.1.
+//!
+//! It is a syncnet server itself (a few workers, short timeouts, no
+//! connection logs) whose handler parses one request head with `httparse`
+//! and answers it, so it inherits the bounded pool, the timeouts and the
+//! accept-error handling instead of being a second server design.
+
+use std::io::{self, Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::config::ServerConfig;
+use crate::server::{Inner, Server, ServerHandle};
+use crate::{Conn, Error};
+
+/// Largest request head we read; a longer one gets 431.
+const MAX_HEAD: usize = 8 * 1024;
+
+/// Starts the admin server on `listener`, reporting on `server`.
+pub(crate) fn spawn(listener: TcpListener, server: Arc<Inner>) -> Result<ServerHandle, Error> {
+    let config = ServerConfig {
+        listen: String::new(),
+        workers: 4,
+        queue: 32,
+        queue_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(10),
+        write_timeout: Duration::from_secs(10),
+        max_lifetime: Duration::from_secs(60),
+        shutdown_delay: Duration::ZERO,
+        drain_timeout: Duration::ZERO,
+        keepalive: Duration::ZERO,
+        nodelay: true,
+        backlog: 128,
+        worker_stack_size: crate::DEFAULT_WORKER_STACK_SIZE,
+        admin: None,
+        log_connections: false,
+    };
+    Server::from_listener(listener, config)?
+        .spawn(move |conn: &mut Conn| answer(conn, |path| route(path, &server)))
+}
+
+/// A response: status line, content type and body.
+struct Response {
+    status: u16,
+    content_type: &'static str,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn text(status: u16, body: &str) -> Response {
+        Response {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.as_bytes().to_vec(),
+        }
+    }
+}
+
+fn route(path: &str, server: &Inner) -> Response {
+    match path {
+        "/healthz" => Response::text(200, "ok\n"),
+        "/readyz" if server.ready.load(Ordering::SeqCst) => Response::text(200, "ready\n"),
+        "/readyz" => Response::text(503, "draining\n"),
+        "/metrics" => Response {
+            status: 200,
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            body: server.render_metrics(),
+        },
+        _ => Response::text(404, "not found\n"),
+    }
+}
+
+/// Reads one request head from `stream`, answers it with `route`, and closes.
+/// Generic over the stream so it can be tested without sockets.
+fn answer<S: Read + Write>(stream: &mut S, route: impl Fn(&str) -> Response) -> io::Result<()> {
+    let mut head = [0u8; MAX_HEAD];
+    let mut len = 0;
+    let response = loop {
+        let n = stream.read(&mut head[len..])?;
+        if n == 0 {
+            return Ok(()); // closed before a whole request arrived
+        }
+        len += n;
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut request = httparse::Request::new(&mut headers);
+        match request.parse(&head[..len]) {
+            Ok(httparse::Status::Complete(_)) => {
+                let path = request.path.unwrap_or("/");
+                let path = path.split('?').next().unwrap_or(path);
+                break match request.method {
+                    Some("GET") | Some("HEAD") => route(path),
+                    _ => Response::text(405, "method not allowed\n"),
+                };
+            }
+            Ok(httparse::Status::Partial) if len == head.len() => {
+                break Response::text(431, "request head too large\n");
+            }
+            Ok(httparse::Status::Partial) => continue,
+            Err(_) => break Response::text(400, "bad request\n"),
+        }
+    };
+    let reason = match response.status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        _ => "Service Unavailable",
+    };
+    let header = format!(
+        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        response.status,
+        response.content_type,
+        response.body.len()
+    );
+    stream.write_all(header.as_bytes())?;
+    stream.write_all(&response.body)?;
+    stream.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    /// An in-memory stream: reads `input`, collects what is written.
+    struct Fake {
+        input: Cursor<Vec<u8>>,
+        output: Vec<u8>,
+    }
+
+    impl Read for Fake {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.input.read(buf)
+        }
+    }
+    impl Write for Fake {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.output.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn ask(request: &str) -> String {
+        let mut fake = Fake {
+            input: Cursor::new(request.as_bytes().to_vec()),
+            output: Vec::new(),
+        };
+        answer(&mut fake, |path| match path {
+            "/healthz" => Response::text(200, "ok\n"),
+            _ => Response::text(404, "not found\n"),
+        })
+        .unwrap();
+        String::from_utf8(fake.output).unwrap()
+    }
+
+    #[test]
+    fn routes_get_requests() {
+        let reply = ask("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+        assert!(reply.ends_with("\r\n\r\nok\n"));
+        assert!(ask("GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+        assert!(ask("GET /healthz?verbose=1 HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200"));
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_get() {
+        assert!(ask("POST /healthz HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
+        assert!(ask("\x16\x03\x01garbage\r\n\r\n").starts_with("HTTP/1.1 400"));
+        assert!(
+            ask("GET /healthz HTTP/1.1\r\n").is_empty(),
+            "no reply to half a head"
+        );
+    }
+}

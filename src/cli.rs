@@ -1,0 +1,227 @@
+//! The command line: clap definitions, and their merge with the environment,
+//! the `--config` TOML file and the defaults (command line > environment >
+//! file > default). clap reads `SYNCNET_*` variables itself, so a value from
+//! clap is already "command line or environment".
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use syncnet::{Error, LogFormat, ServerConfig, parse_duration};
+
+/// syncnet: a TCP server toolkit with threads, not async.
+#[derive(Debug, Parser)]
+#[command(name = "syncnet", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands; no subcommand at all means `serve`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the echo service (the default when no subcommand is given).
+    Serve(ServeArgs),
+    /// Connect to a server: send --message and print the reply, or copy stdin/stdout.
+    Client(ClientArgs),
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    parse_duration(text)
+}
+
+/// Flags of `syncnet serve` (SPEC §1.1). Every flag is optional here so that
+/// an absent one can fall back to the file and then to the default.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// Address to accept on [default: 127.0.0.1:3000]
+    #[arg(long, value_name = "ADDR", env = "SYNCNET_LISTEN")]
+    listen: Option<String>,
+    /// Most connections served at once; one thread each [default: 512]
+    #[arg(long, value_name = "N", env = "SYNCNET_WORKERS")]
+    workers: Option<usize>,
+    /// Accepted connections waiting for a free worker [default: 128]
+    #[arg(long, value_name = "N", env = "SYNCNET_QUEUE")]
+    queue: Option<usize>,
+    /// Close a connection that waited this long for a worker [default: 10s]
+    #[arg(long, value_name = "DUR", env = "SYNCNET_QUEUE_TIMEOUT", value_parser = duration)]
+    queue_timeout: Option<Duration>,
+    /// Close a connection that sends nothing for this long [default: 5m]
+    #[arg(long, value_name = "DUR", env = "SYNCNET_IDLE_TIMEOUT", value_parser = duration)]
+    idle_timeout: Option<Duration>,
+    /// Close a connection whose peer stops reading for this long [default: 30s]
+    #[arg(long, value_name = "DUR", env = "SYNCNET_WRITE_TIMEOUT", value_parser = duration)]
+    write_timeout: Option<Duration>,
+    /// Close any connection after this long; 0 = never [default: 0]
+    #[arg(long, value_name = "DUR", env = "SYNCNET_MAX_LIFETIME", value_parser = duration)]
+    max_lifetime: Option<Duration>,
+    /// On SIGINT/SIGTERM, keep accepting this long with /readyz at 503 [default: 0]
+    #[arg(long, value_name = "DUR", env = "SYNCNET_SHUTDOWN_DELAY", value_parser = duration)]
+    shutdown_delay: Option<Duration>,
+    /// Then give connections this long to finish before closing them [default: 30s]
+    #[arg(long, value_name = "DUR", env = "SYNCNET_DRAIN_TIMEOUT", value_parser = duration)]
+    drain_timeout: Option<Duration>,
+    /// TCP keepalive idle time; 0 = off [default: 60s]
+    #[arg(long, value_name = "DUR", env = "SYNCNET_KEEPALIVE", value_parser = duration)]
+    keepalive: Option<Duration>,
+    /// TCP_NODELAY on accepted sockets [default: true]
+    #[arg(long, value_name = "BOOL", env = "SYNCNET_NODELAY")]
+    nodelay: Option<bool>,
+    /// Listen backlog [default: 1024]
+    #[arg(long, value_name = "N", env = "SYNCNET_BACKLOG")]
+    backlog: Option<u32>,
+    /// Stack size of each worker thread in bytes [default: 262144]
+    #[arg(long, value_name = "BYTES", env = "SYNCNET_WORKER_STACK_SIZE")]
+    worker_stack_size: Option<usize>,
+    /// Admin HTTP endpoint (/metrics, /healthz, /readyz), or `off` [default: 127.0.0.1:9464]
+    #[arg(long, value_name = "ADDR|off", env = "SYNCNET_ADMIN")]
+    admin: Option<String>,
+    /// Log format: text, json, or auto (text on a terminal) [default: auto]
+    #[arg(long, value_name = "FORMAT", env = "SYNCNET_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+    /// TOML file with any of these settings (keys use underscores)
+    #[arg(long, value_name = "FILE", env = "SYNCNET_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// The same settings as read from a `--config` file. Durations are strings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<String>,
+    workers: Option<usize>,
+    queue: Option<usize>,
+    queue_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    write_timeout: Option<String>,
+    max_lifetime: Option<String>,
+    shutdown_delay: Option<String>,
+    drain_timeout: Option<String>,
+    keepalive: Option<String>,
+    nodelay: Option<bool>,
+    backlog: Option<u32>,
+    worker_stack_size: Option<usize>,
+    admin: Option<String>,
+    log_format: Option<String>,
+}
+
+impl FileSettings {
+    fn load(path: &Path) -> Result<FileSettings, Error> {
+        let file_error = |message: String| Error::ConfigFile {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+        toml::from_str(&text).map_err(|e| file_error(e.message().to_string()))
+    }
+}
+
+/// A duration from the file, with the key named when it does not parse.
+fn file_duration(path: &Path, key: &str, value: Option<String>) -> Result<Option<Duration>, Error> {
+    value
+        .map(|text| {
+            parse_duration(&text).map_err(|message| Error::ConfigFile {
+                path: path.to_path_buf(),
+                message: format!("{key}: {message}"),
+            })
+        })
+        .transpose()
+}
+
+impl ServeArgs {
+    /// Merges command line/environment, file and defaults into a server
+    /// configuration and a log format.
+    ///
+    /// # Errors
+    /// [`Error::ConfigFile`] for an unreadable or invalid file (naming the key).
+    pub fn resolve(self) -> Result<(ServerConfig, LogFormat), Error> {
+        let (file, path) = match &self.config {
+            Some(path) => (FileSettings::load(path)?, path.clone()),
+            None => (FileSettings::default(), PathBuf::new()),
+        };
+        let d = ServerConfig::default();
+        let dur = |key: &str, value: Option<String>| file_duration(&path, key, value);
+        let log_format = match file.log_format {
+            Some(text) => Some(text.parse().map_err(|message| Error::ConfigFile {
+                path: path.clone(),
+                message: format!("log_format: {message}"),
+            })?),
+            None => None,
+        };
+        let admin = self.admin.or(file.admin);
+        let config = ServerConfig {
+            listen: self.listen.or(file.listen).unwrap_or(d.listen),
+            workers: self.workers.or(file.workers).unwrap_or(d.workers),
+            queue: self.queue.or(file.queue).unwrap_or(d.queue),
+            queue_timeout: pick(
+                self.queue_timeout,
+                dur("queue_timeout", file.queue_timeout)?,
+                d.queue_timeout,
+            ),
+            idle_timeout: pick(
+                self.idle_timeout,
+                dur("idle_timeout", file.idle_timeout)?,
+                d.idle_timeout,
+            ),
+            write_timeout: pick(
+                self.write_timeout,
+                dur("write_timeout", file.write_timeout)?,
+                d.write_timeout,
+            ),
+            max_lifetime: pick(
+                self.max_lifetime,
+                dur("max_lifetime", file.max_lifetime)?,
+                d.max_lifetime,
+            ),
+            shutdown_delay: pick(
+                self.shutdown_delay,
+                dur("shutdown_delay", file.shutdown_delay)?,
+                d.shutdown_delay,
+            ),
+            drain_timeout: pick(
+                self.drain_timeout,
+                dur("drain_timeout", file.drain_timeout)?,
+                d.drain_timeout,
+            ),
+            keepalive: pick(
+                self.keepalive,
+                dur("keepalive", file.keepalive)?,
+                d.keepalive,
+            ),
+            nodelay: self.nodelay.or(file.nodelay).unwrap_or(d.nodelay),
+            backlog: self.backlog.or(file.backlog).unwrap_or(d.backlog),
+            worker_stack_size: self
+                .worker_stack_size
+                .or(file.worker_stack_size)
+                .unwrap_or(d.worker_stack_size),
+            admin: match admin {
+                Some(text) if text == "off" => None,
+                Some(text) => Some(text),
+                None => d.admin,
+            },
+            ..d
+        };
+        let format = self.log_format.or(log_format).unwrap_or_default();
+        Ok((config, format))
+    }
+}
+
+fn pick<T>(flag: Option<T>, file: Option<T>, default: T) -> T {
+    flag.or(file).unwrap_or(default)
+}
+
+/// Flags of `syncnet client` (SPEC §1.4).
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Server address
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3000")]
+    pub connect: String,
+    /// Send TEXT and print the reply; without it, copy stdin to the server and its bytes to stdout
+    #[arg(long, value_name = "TEXT")]
+    pub message: Option<String>,
+    /// How long to wait for the connection and for the whole reply
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = duration)]
+    pub timeout: Duration,
+}

@@ -1,0 +1,217 @@
+//! `Conn`: one accepted connection as a handler sees it.
+//!
+//! The socket lives in a [`ConnShared`] behind an `Arc`, shared with the
+//! server's registry of active connections (so shutdown can wake a blocked
+//! read) without `try_clone()`: one connection costs one file descriptor.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use crate::metrics::{CloseReason, Metrics};
+
+/// The part of a connection that other threads may touch: the socket (to shut
+/// it down on drain, lifetime or deadline) and the byte counters (read at
+/// scrape time). Only the worker serving the connection writes the counters.
+#[derive(Debug)]
+pub(crate) struct ConnShared {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub stream: TcpStream,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    /// How much of `bytes_in`/`bytes_out` the metrics totals already hold.
+    reported_in: AtomicU64,
+    reported_out: AtomicU64,
+    /// Set by the lifetime timer before it shuts the socket down.
+    lifetime_expired: AtomicBool,
+}
+
+impl ConnShared {
+    pub(crate) fn new(id: u64, peer: SocketAddr, stream: TcpStream) -> ConnShared {
+        ConnShared {
+            id,
+            peer,
+            stream,
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            reported_in: AtomicU64::new(0),
+            reported_out: AtomicU64::new(0),
+            lifetime_expired: AtomicBool::new(false),
+        }
+    }
+
+    /// Adds `n` to a counter only this connection's worker writes: a plain
+    /// load and store, no locked instruction on the per-read path.
+    #[inline]
+    fn add(counter: &AtomicU64, n: usize) {
+        counter.store(
+            counter.load(Ordering::Relaxed) + n as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Moves the bytes counted since the last report into the server totals.
+    /// Safe to call from the scrape thread and the worker at once: `fetch_max`
+    /// makes sure every byte is reported exactly once.
+    pub(crate) fn report_bytes(&self, metrics: &Metrics) {
+        let now_in = self.bytes_in.load(Ordering::Relaxed);
+        let before_in = self.reported_in.fetch_max(now_in, Ordering::Relaxed);
+        metrics
+            .bytes_received
+            .inc_by(now_in.saturating_sub(before_in));
+        let now_out = self.bytes_out.load(Ordering::Relaxed);
+        let before_out = self.reported_out.fetch_max(now_out, Ordering::Relaxed);
+        metrics
+            .bytes_sent
+            .inc_by(now_out.saturating_sub(before_out));
+    }
+
+    pub(crate) fn bytes_in(&self) -> u64 {
+        self.bytes_in.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn bytes_out(&self) -> u64 {
+        self.bytes_out.load(Ordering::Relaxed)
+    }
+
+    /// Ends the connection because it reached `--max-lifetime`.
+    pub(crate) fn expire_lifetime(&self) {
+        self.lifetime_expired.store(true, Ordering::SeqCst);
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    pub(crate) fn lifetime_expired(&self) -> bool {
+        self.lifetime_expired.load(Ordering::SeqCst)
+    }
+}
+
+/// One client connection, handed to the handler as `&mut Conn`.
+///
+/// `Conn` implements [`Read`] and [`Write`]: a handler reads and writes it
+/// like a `TcpStream`, with blocking calls. The server has already applied
+/// the idle and write timeouts, so a silent or stuck peer turns into an error
+/// from `read` or `write`, never into a wedged worker.
+///
+/// ```no_run
+/// use std::io::{Read, Write};
+/// fn shout(conn: &mut syncnet::Conn) -> std::io::Result<()> {
+///     let mut buf = [0u8; 1024];
+///     loop {
+///         let n = conn.read(&mut buf)?;
+///         if n == 0 {
+///             return Ok(()); // the peer closed its side
+///         }
+///         buf[..n].make_ascii_uppercase();
+///         conn.write_all(&buf[..n])?;
+///     }
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Conn {
+    shared: Arc<ConnShared>,
+    started: Instant,
+    /// Set when a read or write timed out, so the close can say which.
+    timed_out: Option<CloseReason>,
+}
+
+impl Conn {
+    pub(crate) fn new(shared: Arc<ConnShared>) -> Conn {
+        Conn {
+            shared,
+            started: Instant::now(),
+            timed_out: None,
+        }
+    }
+
+    /// The connection's id: unique within the process, the `conn_id` of its log lines.
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// The client's address (`peer` in logs). IPv4 clients of an IPv6
+    /// listener appear as plain IPv4 addresses.
+    pub fn peer(&self) -> SocketAddr {
+        self.shared.peer
+    }
+
+    /// Bytes the handler has read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.shared.bytes_in()
+    }
+
+    /// Bytes the handler has written so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.shared.bytes_out()
+    }
+
+    /// When the worker picked the connection up.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Shuts down the writing side: the peer reads end of input, and can
+    /// still send to us.
+    ///
+    /// # Errors
+    /// The operating system's error, e.g. when the peer is gone.
+    pub fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shared.stream.shutdown(Shutdown::Write)
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<ConnShared> {
+        &self.shared
+    }
+
+    /// The timeout that ended the connection, if one did.
+    pub(crate) fn timed_out(&self) -> Option<CloseReason> {
+        self.timed_out
+    }
+
+    fn note_timeout(&mut self, e: &io::Error, reason: CloseReason) {
+        if matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ) {
+            self.timed_out = Some(reason);
+        }
+    }
+}
+
+impl Read for Conn {
+    #[inline]
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match (&self.shared.stream).read(buf) {
+            Ok(n) => {
+                ConnShared::add(&self.shared.bytes_in, n);
+                Ok(n)
+            }
+            Err(e) => {
+                self.note_timeout(&e, CloseReason::IdleTimeout);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Write for Conn {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match (&self.shared.stream).write(buf) {
+            Ok(n) => {
+                ConnShared::add(&self.shared.bytes_out, n);
+                Ok(n)
+            }
+            Err(e) => {
+                self.note_timeout(&e, CloseReason::WriteTimeout);
+                Err(e)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,161 @@
+//! The crate's one error type, with the context a user needs to act on it.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Everything that can go wrong while configuring, starting or running a server.
+///
+/// Each variant carries the value that caused it (the flag, the address, the
+/// file), so the message alone tells an operator what to fix. The binary maps
+/// [`Error::exit_code`] to its process exit code (SPEC §1.6).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting has a value that cannot work, e.g. `--workers 0`.
+    /// `setting` is the flag name as the user wrote it (`--workers`).
+    Config {
+        /// The flag or key at fault, e.g. `--workers`.
+        setting: String,
+        /// What is wrong with it, naming the value.
+        message: String,
+    },
+    /// A configuration file could not be read or parsed.
+    ConfigFile {
+        /// The file that was given with `--config`.
+        path: PathBuf,
+        /// What went wrong, e.g. the unknown key.
+        message: String,
+    },
+    /// An address could not be parsed or resolved.
+    Address {
+        /// The setting the address came from, e.g. `--listen`.
+        setting: String,
+        /// The text that was given.
+        value: String,
+    },
+    /// Binding a listening socket failed, most often because the address is in use.
+    Bind {
+        /// The address we tried to bind.
+        addr: SocketAddr,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// The operating system refused to start a thread (the accept loop or a worker).
+    Thread {
+        /// What the thread was for.
+        what: &'static str,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// Installing the SIGINT/SIGTERM handler failed, e.g. because the program
+    /// already installed its own with `ctrlc`.
+    Signal(String),
+    /// A second SIGINT/SIGTERM arrived while the server was draining: the
+    /// caller should exit at once (the binary exits with code 130).
+    Interrupted,
+    /// Another I/O failure, with what we were doing when it happened.
+    Io {
+        /// What we were doing, e.g. `reading stdin`.
+        context: String,
+        /// The operating system's error.
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// The process exit code SPEC §1.6 gives to this error: `2` for bad usage
+    /// or configuration, `130` for a forced exit, `1` for everything else.
+    ///
+    /// ```
+    /// let e = syncnet::Error::Config { setting: "--workers".into(), message: "must be at least 1".into() };
+    /// assert_eq!(e.exit_code(), 2);
+    /// ```
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config { .. } | Error::ConfigFile { .. } | Error::Address { .. } => 2,
+            Error::Interrupted => 130,
+            _ => 1,
+        }
+    }
+
+    /// Shorthand for [`Error::Config`].
+    pub(crate) fn config(setting: &str, message: impl Into<String>) -> Error {
+        Error::Config {
+            setting: setting.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Io`]: `context` says what we were doing.
+    pub fn io(context: impl Into<String>, source: io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config { setting, message } => write!(f, "invalid {setting}: {message}"),
+            Error::ConfigFile { path, message } => {
+                write!(f, "config file {}: {message}", path.display())
+            }
+            Error::Address { setting, value } => {
+                write!(
+                    f,
+                    "invalid {setting}: '{value}' is not a valid socket address"
+                )
+            }
+            Error::Bind { addr, source } => {
+                if source.kind() == io::ErrorKind::AddrInUse {
+                    write!(f, "cannot listen on {addr}: address already in use")
+                } else {
+                    write!(f, "cannot listen on {addr}: {source}")
+                }
+            }
+            Error::Thread { what, source } => write!(f, "cannot start the {what} thread: {source}"),
+            Error::Signal(msg) => write!(f, "cannot install the signal handler: {msg}"),
+            Error::Interrupted => write!(f, "interrupted by a second signal during shutdown"),
+            Error::Io { context, source } => write!(f, "{context}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Bind { source, .. }
+            | Error::Thread { source, .. }
+            | Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_error_names_the_address() {
+        let e = Error::Bind {
+            addr: "127.0.0.1:3000".parse().unwrap(),
+            source: io::Error::from(io::ErrorKind::AddrInUse),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot listen on 127.0.0.1:3000: address already in use"
+        );
+        assert_eq!(e.exit_code(), 1);
+    }
+
+    #[test]
+    fn error_stays_small() {
+        // Returned on every fallible path: keep it a few words wide.
+        assert!(std::mem::size_of::<Error>() <= 64);
+    }
+}

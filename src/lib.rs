@@ -1,0 +1,129 @@
+//! # syncnet: TCP servers with threads, not async
+//!
+//! syncnet is a production-grade TCP server toolkit with **no async
+//! runtime**: a blocking [`std::net::TcpListener`], one worker thread per
+//! connection from a **bounded pool**, plain blocking reads and writes, and
+//! the hardening that services need (timeouts, overload handling, metrics,
+//! structured logs, graceful drain).
+//!
+//! You write a handler as ordinary blocking code — read, handle, write, top to
+//! bottom — and syncnet runs it for every connection:
+//!
+//! ```no_run
+//! use std::io::{BufRead, BufReader, Write};
+//! use syncnet::{Conn, Server};
+//!
+//! fn main() -> Result<(), syncnet::Error> {
+//!     Server::builder()
+//!         .listen("127.0.0.1:3000")
+//!         .workers(64)
+//!         .build()?
+//!         .run(|conn: &mut Conn| -> std::io::Result<()> {
+//!             // plain blocking code: read, handle, write
+//!             syncnet::echo(conn)
+//!         })
+//! }
+//! ```
+//!
+//! ## The path of one connection
+//!
+//! ```text
+//!  accept ──▶ admission ──▶ queue ──▶ worker ──▶ handler ──▶ close
+//! ```
+//!
+//! 1. **accept** (`server.rs`, `accept_loop`): one thread calls `accept()`.
+//!    Errors are sorted: out of file descriptors or memory → count, warn at
+//!    most once a second, back off briefly (never spin, never exit); an error
+//!    that concerns one connection → skip it.
+//! 2. **admission** (`pool.rs`, `Pool::dispatch`): when `workers + queue`
+//!    connections are already in flight, the new one is closed at once and
+//!    counted as `overload`.
+//! 3. **queue**: a bounded `crossbeam_channel`. A connection that waits
+//!    longer than the queue timeout is closed (`overload`).
+//! 4. **worker** (`pool.rs`): at most `workers` threads, started on demand.
+//!    The worker sets the socket options and timeouts, and registers the
+//!    connection so shutdown can reach it (`shutdown.rs`).
+//! 5. **handler**: your code, called with a [`Conn`] (which is `Read + Write`)
+//!    under `catch_unwind`: a panic closes that connection, never the worker.
+//! 6. **close**: one log line with `conn_id`, `peer`, `bytes_in`,
+//!    `bytes_out`, `duration_ms` and `reason`, and the metrics.
+//!
+//! Shutdown (`ServerHandle::shutdown`, or a signal under [`Server::run`]):
+//! `/readyz` turns 503, the listener closes after the shutdown delay, every
+//! open connection's read side is shut down so its handler sees end of input
+//! and finishes, and what is left after the drain timeout is closed by force.
+//!
+//! ## Embedding and testing
+//!
+//! [`Server::spawn`] starts the server on background threads and returns a
+//! [`ServerHandle`]; bind port 0 and ask the handle for the address:
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use std::time::Duration;
+//! use syncnet::{Conn, Server};
+//!
+//! // A custom protocol: answer every chunk with its length.
+//! let server = Server::builder()
+//!     .listen("127.0.0.1:0")
+//!     .admin(None)
+//!     .build()?;
+//! let handle = server.spawn(|conn: &mut Conn| -> std::io::Result<()> {
+//!     let mut buf = [0u8; 512];
+//!     loop {
+//!         let n = conn.read(&mut buf)?;
+//!         if n == 0 {
+//!             return Ok(());
+//!         }
+//!         writeln!(conn, "{n}")?;
+//!     }
+//! })?;
+//!
+//! let mut client = syncnet::Client::connect(handle.local_addr(), Duration::from_secs(5))?;
+//! client.write_all(b"hello")?;
+//! let mut reply = [0u8; 2];
+//! client.read_exact(&mut reply)?;
+//! assert_eq!(&reply, b"5\n");
+//! handle.shutdown();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Threads and sharing
+//!
+//! A handler must be `Send + Sync + 'static`: it is shared by every worker.
+//! Put shared state in an `Arc` (with a `Mutex` or atomics inside) captured
+//! by the closure. A [`ServerHandle`] is `Send + Sync`; `&ServerHandle` is
+//! enough to shut the server down from another thread.
+//!
+//! ## Log levels
+//!
+//! `info`: start-up, one line per closed connection, shutdown steps.
+//! `warn`: rejected connections and accept errors (at most one line per
+//! second per reason). `error`: handler panics. `debug`: connection opened.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(clippy::all)]
+
+mod admin;
+mod client;
+mod config;
+mod conn;
+mod error;
+mod logging;
+mod metrics;
+mod panics;
+mod pool;
+mod server;
+mod service;
+mod shutdown;
+mod timer;
+
+pub use client::Client;
+pub use config::{DEFAULT_WORKER_STACK_SIZE, MIN_WORKER_STACK_SIZE, ServerConfig, parse_duration};
+pub use conn::Conn;
+pub use error::Error;
+pub use logging::{LogFormat, init_logging};
+pub use metrics::{CloseReason, RejectReason};
+pub use server::{Builder, Handler, Server, ServerHandle};
+pub use service::echo::echo;

@@ -1,0 +1,228 @@
+//! Log output (SPEC §4): `env_logger` with a text and a JSON format, and
+//! the rate limiter that keeps a flood of rejections from flooding the log.
+//!
+//! Events carry their fields as `log` key-values, e.g.
+//! `log::info!(conn_id = 7, peer:% = addr; "closed")`; both formats print
+//! them (`key=value` in text, top-level keys in JSON).
+
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use log::kv::{Key, Value, VisitSource};
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// `ts LEVEL target: msg key=value ...`, for people.
+    Text,
+    /// One JSON object per line with `ts`, `level`, `target`, `msg` and the fields.
+    Json,
+    /// Text when stderr is a terminal, JSON otherwise. The default.
+    #[default]
+    Auto,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            "auto" => Ok(LogFormat::Auto),
+            other => Err(format!(
+                "'{other}' is not a log format (expected text, json or auto)"
+            )),
+        }
+    }
+}
+
+/// Starts logging to stderr in `format`, at the level `RUST_LOG` gives
+/// (default `info`). Does nothing if a logger is already installed, so tests
+/// and embedding programs may call it more than once.
+pub fn init_logging(format: LogFormat) {
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if json {
+        builder.format(|buf, record| {
+            let line = json_line(&buf.timestamp_millis().to_string(), record);
+            writeln!(buf, "{line}")
+        });
+    } else {
+        builder.format(|buf, record| {
+            let line = text_line(&buf.timestamp_millis().to_string(), record);
+            writeln!(buf, "{line}")
+        });
+    }
+    let _ = builder.try_init();
+}
+
+/// One record as a JSON object: `ts`, `level`, `target`, `msg`, then its fields.
+fn json_line(ts: &str, record: &log::Record<'_>) -> String {
+    let mut object = serde_json::Map::new();
+    object.insert("ts".into(), ts.into());
+    object.insert(
+        "level".into(),
+        record.level().as_str().to_ascii_lowercase().into(),
+    );
+    object.insert("target".into(), record.target().into());
+    object.insert("msg".into(), record.args().to_string().into());
+    let mut fields = JsonFields(&mut object);
+    let _ = record.key_values().visit(&mut fields);
+    serde_json::Value::Object(object).to_string()
+}
+
+struct JsonFields<'a>(&'a mut serde_json::Map<String, serde_json::Value>);
+
+impl<'kvs> VisitSource<'kvs> for JsonFields<'_> {
+    fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), log::kv::Error> {
+        let json = if let Some(n) = value.to_u64() {
+            n.into()
+        } else if let Some(n) = value.to_i64() {
+            n.into()
+        } else if let Some(b) = value.to_bool() {
+            b.into()
+        } else if let Some(f) = value.to_f64() {
+            f.into()
+        } else {
+            value.to_string().into()
+        };
+        self.0.insert(key.as_str().to_string(), json);
+        Ok(())
+    }
+}
+
+/// One record as text: `ts LEVEL target: msg key=value ...`.
+fn text_line(ts: &str, record: &log::Record<'_>) -> String {
+    let mut line = format!(
+        "{ts} {:<5} {}: {}",
+        record.level(),
+        record.target(),
+        record.args()
+    );
+    let mut fields = TextFields(&mut line);
+    let _ = record.key_values().visit(&mut fields);
+    line
+}
+
+struct TextFields<'a>(&'a mut String);
+
+impl<'kvs> VisitSource<'kvs> for TextFields<'_> {
+    fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), log::kv::Error> {
+        let text = value.to_string();
+        if text.is_empty() || text.contains([' ', '"', '=']) {
+            let _ = write!(self.0, " {key}={text:?}");
+        } else {
+            let _ = write!(self.0, " {key}={text}");
+        }
+        Ok(())
+    }
+}
+
+/// Lets one event through per second and counts the ones it holds back.
+///
+/// Lock-free: the first caller in a new second wins a compare-and-swap and
+/// logs, with the number suppressed since the previous line.
+pub(crate) struct LogEvery {
+    start: Instant,
+    /// Milliseconds since `start` of the last line let through, plus one
+    /// (0 = never).
+    last_ms: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl LogEvery {
+    pub(crate) fn new() -> LogEvery {
+        LogEvery {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(suppressed)` when this event may be logged, with the number of
+    /// events held back since the last one; `None` when it must be dropped.
+    pub(crate) fn allow(&self) -> Option<u64> {
+        let now = self.start.elapsed().as_millis() as u64 + 1;
+        let last = self.last_ms.load(Ordering::Relaxed);
+        if (last == 0 || now >= last + 1000)
+            && self
+                .last_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.suppressed.swap(0, Ordering::Relaxed));
+        }
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_record<R>(f: impl FnOnce(&log::Record<'_>) -> R) -> R {
+        let kvs: [(&str, Value<'_>); 3] = [
+            ("conn_id", Value::from(7u64)),
+            ("peer", Value::from("127.0.0.1:5000")),
+            ("reason", Value::from("idle timeout")),
+        ];
+        let record = log::Record::builder()
+            .level(log::Level::Info)
+            .target("syncnet::conn")
+            .args(format_args!("closed \"x\""))
+            .key_values(&kvs)
+            .build();
+        f(&record)
+    }
+
+    #[test]
+    fn json_lines_carry_fields_as_top_level_keys() {
+        let line = with_record(|r| json_line("2026-01-01T00:00:00.000Z", r));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["ts"], "2026-01-01T00:00:00.000Z");
+        assert_eq!(v["level"], "info");
+        assert_eq!(v["target"], "syncnet::conn");
+        assert_eq!(v["msg"], "closed \"x\"");
+        assert_eq!(v["conn_id"], 7);
+        assert_eq!(v["peer"], "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn text_lines_quote_values_with_spaces() {
+        let line = with_record(|r| text_line("T", r));
+        assert_eq!(
+            line,
+            "T INFO  syncnet::conn: closed \"x\" conn_id=7 peer=127.0.0.1:5000 reason=\"idle timeout\""
+        );
+    }
+
+    #[test]
+    fn log_every_lets_one_through_per_second() {
+        let gate = LogEvery::new();
+        assert_eq!(gate.allow(), Some(0));
+        assert_eq!(gate.allow(), None);
+        assert_eq!(gate.allow(), None);
+        // A gate whose last line was two seconds ago, with two held back.
+        let later = LogEvery {
+            start: Instant::now() - std::time::Duration::from_secs(2),
+            last_ms: AtomicU64::new(1),
+            suppressed: AtomicU64::new(2),
+        };
+        assert_eq!(later.allow(), Some(2));
+    }
+
+    #[test]
+    fn log_format_parses() {
+        assert_eq!("json".parse(), Ok(LogFormat::Json));
+        assert!("yaml".parse::<LogFormat>().unwrap_err().contains("yaml"));
+    }
+}

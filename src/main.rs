@@ -1,0 +1,48 @@
+//! The `syncnet` binary: parse the command line, run, map errors to exit codes.
+//!
+//! Exit codes (SPEC §1.6): 0 clean exit, 1 runtime failure, 2 bad usage or
+//! configuration, 130 a second signal forced the exit.
+
+mod cli;
+mod client_cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+use syncnet::{Conn, Error, Server};
+
+fn main() -> ExitCode {
+    // No subcommand at all is `syncnet serve` with its defaults.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.len() == 1 {
+        args.push("serve".into());
+    }
+    let cli = Cli::parse_from(args);
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Client(args) => client_cmd::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if log::log_enabled!(log::Level::Error) {
+                log::error!(target: "syncnet", exit_code = e.exit_code(); "{e}");
+            } else {
+                eprintln!("syncnet: error: {e}");
+            }
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+        }
+    }
+}
+
+fn serve(args: cli::ServeArgs) -> Result<ExitCode, Error> {
+    let (config, log_format) = args.resolve()?;
+    syncnet::init_logging(log_format);
+    Server::builder()
+        .config(config)
+        .build()?
+        .run(|conn: &mut Conn| syncnet::echo(conn))?;
+    Ok(ExitCode::SUCCESS)
+}

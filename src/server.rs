@@ -1,0 +1,762 @@
+//! `Server`: the builder, the accept loop, and serving one connection.
+//!
+//! Read this file top to bottom to follow a connection: [`Builder::build`]
+//! binds the listener; [`accept_loop`] accepts and hands each connection to
+//! the [pool](crate::pool); a worker runs [`Inner::serve`], which sets the
+//! socket options, registers the connection for drain, calls the handler
+//! under `catch_unwind`, and logs one close line.
+
+use std::io;
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
+
+use crate::config::ServerConfig;
+use crate::conn::{Conn, ConnShared};
+use crate::logging::LogEvery;
+use crate::metrics::{AcceptErrorKind, CloseReason, Metrics, RejectReason};
+use crate::pool::{Pool, PoolConfig, PoolShared, Service, Waiting};
+use crate::shutdown::{self, Active, Latch};
+use crate::timer::FifoTimer;
+use crate::{Error, admin, panics};
+
+/// A connection handler: called once per connection, on a worker thread.
+///
+/// Any `Fn(&mut Conn) -> io::Result<()>` that is `Send + Sync + 'static` is a
+/// handler. Returning `Ok(())` closes the connection with reason `eof`;
+/// an error closes it with reason `error` (or `idle_timeout` /
+/// `write_timeout` when a read or write timed out).
+pub trait Handler: Send + Sync + 'static {
+    /// Serves one connection until it should close.
+    ///
+    /// # Errors
+    /// Any I/O error ends the connection; the server logs and counts it.
+    fn handle(&self, conn: &mut Conn) -> io::Result<()>;
+}
+
+impl<F> Handler for F
+where
+    F: Fn(&mut Conn) -> io::Result<()> + Send + Sync + 'static,
+{
+    fn handle(&self, conn: &mut Conn) -> io::Result<()> {
+        self(conn)
+    }
+}
+
+/// Process-wide connection ids: unique across every server in the process.
+static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Builds a [`Server`]. Every setter documents its default; see
+/// [`ServerConfig`] for the whole table.
+///
+/// ```
+/// use std::time::Duration;
+/// let server = syncnet::Server::builder()
+///     .listen("127.0.0.1:0")
+///     .workers(8)
+///     .idle_timeout(Duration::from_secs(30))
+///     .admin(None)
+///     .build()?;
+/// assert_ne!(server.local_addr().port(), 0);
+/// # Ok::<(), syncnet::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    config: ServerConfig,
+}
+
+impl Builder {
+    /// Address to accept on, e.g. `127.0.0.1:3000` or `[::1]:0`. Defaults to `127.0.0.1:3000`.
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.config.listen = addr.into();
+        self
+    }
+    /// Most connections served at once (one thread each). Defaults to 512.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.config.workers = n;
+        self
+    }
+    /// Connections that may wait for a worker; 0 = none. Defaults to 128.
+    pub fn queue(mut self, n: usize) -> Self {
+        self.config.queue = n;
+        self
+    }
+    /// Longest wait in the queue; zero = no limit. Defaults to 10 s.
+    pub fn queue_timeout(mut self, d: Duration) -> Self {
+        self.config.queue_timeout = d;
+        self
+    }
+    /// Close a connection silent for this long; zero = never. Defaults to 5 min.
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.config.idle_timeout = d;
+        self
+    }
+    /// Close a connection whose peer stops reading this long; zero = never. Defaults to 30 s.
+    pub fn write_timeout(mut self, d: Duration) -> Self {
+        self.config.write_timeout = d;
+        self
+    }
+    /// Close any connection after this long; zero = never. Defaults to 0.
+    pub fn max_lifetime(mut self, d: Duration) -> Self {
+        self.config.max_lifetime = d;
+        self
+    }
+    /// On shutdown, keep accepting this long with `/readyz` at 503. Defaults to 0.
+    pub fn shutdown_delay(mut self, d: Duration) -> Self {
+        self.config.shutdown_delay = d;
+        self
+    }
+    /// How long connections get to finish on shutdown. Defaults to 30 s.
+    pub fn drain_timeout(mut self, d: Duration) -> Self {
+        self.config.drain_timeout = d;
+        self
+    }
+    /// TCP keepalive idle time; zero = off. Defaults to 60 s.
+    pub fn keepalive(mut self, d: Duration) -> Self {
+        self.config.keepalive = d;
+        self
+    }
+    /// `TCP_NODELAY` on accepted sockets. Defaults to `true`.
+    pub fn nodelay(mut self, on: bool) -> Self {
+        self.config.nodelay = on;
+        self
+    }
+    /// Listen backlog. Defaults to 1024.
+    pub fn backlog(mut self, n: u32) -> Self {
+        self.config.backlog = n;
+        self
+    }
+    /// Worker thread stack size in bytes. Defaults to
+    /// [`DEFAULT_WORKER_STACK_SIZE`](crate::DEFAULT_WORKER_STACK_SIZE).
+    pub fn worker_stack_size(mut self, bytes: usize) -> Self {
+        self.config.worker_stack_size = bytes;
+        self
+    }
+    /// Admin endpoint address, or `None` for none. Defaults to `Some("127.0.0.1:9464")`.
+    pub fn admin(mut self, addr: Option<&str>) -> Self {
+        self.config.admin = addr.map(str::to_string);
+        self
+    }
+    /// Replaces every setting at once.
+    pub fn config(mut self, config: ServerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Validates the settings and binds the listening sockets.
+    ///
+    /// Once this returns, connections to [`Server::local_addr`] queue in the
+    /// backlog even before the server runs.
+    ///
+    /// # Errors
+    /// [`Error::Config`] or [`Error::Address`] for bad settings;
+    /// [`Error::Bind`] when an address cannot be bound (e.g. in use).
+    pub fn build(self) -> Result<Server, Error> {
+        let config = self.config;
+        config.validate()?;
+        let listener = bind(&config.listen, "--listen", config.backlog)?;
+        Server::from_listener(listener, config)
+    }
+}
+
+fn local_addr_of(listener: &TcpListener) -> Result<SocketAddr, Error> {
+    listener
+        .local_addr()
+        .map_err(|e| Error::io("reading the bound address", e))
+}
+
+/// Resolves `text` and binds a listening socket with `SO_REUSEADDR` and `backlog`.
+fn bind(text: &str, setting: &str, backlog: u32) -> Result<TcpListener, Error> {
+    let bad_address = || Error::Address {
+        setting: setting.to_string(),
+        value: text.to_string(),
+    };
+    let addr = text
+        .to_socket_addrs()
+        .map_err(|_| bad_address())?
+        .next()
+        .ok_or_else(bad_address)?;
+    let bind_error = |source| Error::Bind { addr, source };
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(bind_error)?;
+    socket.set_reuse_address(true).map_err(bind_error)?;
+    socket.bind(&addr.into()).map_err(bind_error)?;
+    let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
+    socket.listen(backlog).map_err(bind_error)?;
+    Ok(socket.into())
+}
+
+/// A bound server, ready to [`run`](Server::run) or [`spawn`](Server::spawn).
+#[derive(Debug)]
+pub struct Server {
+    config: ServerConfig,
+    listener: TcpListener,
+    admin_listener: Option<TcpListener>,
+    local_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+}
+
+/// Servers are moved into threads and shared by handles.
+const _: () = {
+    const fn must_be_send_sync<T: Send + Sync>() {}
+    must_be_send_sync::<Server>();
+    must_be_send_sync::<ServerHandle>();
+};
+
+impl Server {
+    /// A builder with every setting at its default.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// A server that accepts on a listener bound elsewhere (e.g. handed over
+    /// by systemd socket activation). `config.listen` is ignored;
+    /// `config.admin` is bound here.
+    ///
+    /// # Errors
+    /// As [`Builder::build`].
+    pub fn from_listener(listener: TcpListener, config: ServerConfig) -> Result<Server, Error> {
+        config.validate()?;
+        let admin_listener = match &config.admin {
+            Some(addr) => Some(bind(addr, "--admin", 128)?),
+            None => None,
+        };
+        let local_addr = local_addr_of(&listener)?;
+        let admin_addr = admin_listener.as_ref().map(local_addr_of).transpose()?;
+        Ok(Server {
+            config,
+            listener,
+            admin_listener,
+            local_addr,
+            admin_addr,
+        })
+    }
+
+    /// The address the listener is bound to (with the real port when port 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The admin endpoint's bound address, if it has one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// Runs the server until SIGINT/SIGTERM/SIGHUP, then shuts down gracefully.
+    ///
+    /// Installs the signal handler (once per process). Returns `Ok(())` when
+    /// the drain completed.
+    ///
+    /// # Errors
+    /// [`Error::Interrupted`] when a second signal arrives during the drain
+    /// (the caller should exit at once, with code 130); [`Error::Signal`] or
+    /// [`Error::Thread`] when the server cannot start.
+    pub fn run(self, handler: impl Handler) -> Result<(), Error> {
+        let signals = shutdown::signals()?;
+        let handle = Arc::new(self.spawn(handler)?);
+        let _ = signals.recv();
+        log::info!(target: "syncnet::shutdown", "signal received: shutting down (a second signal exits at once)");
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        let draining = Arc::clone(&handle);
+        thread::Builder::new()
+            .name("syncnet-shutdown".into())
+            .spawn(move || {
+                draining.shutdown();
+                let _ = done_tx.send(());
+            })
+            .map_err(|source| Error::Thread {
+                what: "shutdown",
+                source,
+            })?;
+        crossbeam_channel::select! {
+            recv(done_rx) -> _ => Ok(()),
+            recv(signals) -> _ => {
+                log::warn!(target: "syncnet::shutdown", "second signal: exiting without finishing the drain");
+                Err(Error::Interrupted)
+            }
+        }
+    }
+
+    /// Starts the server on background threads and returns at once.
+    ///
+    /// Installs no signal handler: call [`ServerHandle::shutdown`] to stop.
+    /// This is how tests and programs that embed syncnet use it.
+    ///
+    /// ```
+    /// let server = syncnet::Server::builder().listen("127.0.0.1:0").admin(None).build()?;
+    /// let handle = server.spawn(|conn: &mut syncnet::Conn| syncnet::echo(conn))?;
+    /// let addr = handle.local_addr();
+    /// # let _ = addr;
+    /// handle.shutdown();
+    /// # Ok::<(), syncnet::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Thread`] when a thread cannot be started.
+    pub fn spawn(self, handler: impl Handler) -> Result<ServerHandle, Error> {
+        panics::install_hook();
+        let Server {
+            config,
+            listener,
+            admin_listener,
+            local_addr,
+            admin_addr,
+        } = self;
+        let metrics = Arc::new(Metrics::new(config.workers));
+        let lifetime_timer = if config.max_lifetime.is_zero() {
+            None
+        } else {
+            Some(FifoTimer::start(
+                "syncnet-lifetime",
+                config.max_lifetime,
+                |conn: Weak<ConnShared>| {
+                    if let Some(conn) = conn.upgrade() {
+                        conn.expire_lifetime();
+                    }
+                },
+            )?)
+        };
+        let inner = Arc::new(Inner {
+            config,
+            handler: Box::new(handler),
+            metrics: Arc::clone(&metrics),
+            active: Active::default(),
+            ready: AtomicBool::new(true),
+            stopping: AtomicBool::new(false),
+            reject_logs: RejectReason::ALL.map(|_| LogEvery::new()),
+            lifetime_timer,
+        });
+        let pool = Pool::new(
+            PoolConfig {
+                workers: inner.config.workers,
+                queue: inner.config.queue,
+                queue_timeout: inner.config.queue_timeout,
+                stack_size: inner.config.worker_stack_size,
+            },
+            Arc::clone(&inner) as Arc<dyn Service>,
+            metrics,
+        )?;
+        let pool_shared = Arc::clone(pool.shared());
+
+        let admin = match admin_listener {
+            Some(listener) => Some(Box::new(admin::spawn(listener, Arc::clone(&inner))?)),
+            None => None,
+        };
+
+        let listener = Arc::new(listener);
+        let accept_thread = {
+            let inner = Arc::clone(&inner);
+            let listener = Arc::clone(&listener);
+            thread::Builder::new()
+                .name("syncnet-accept".into())
+                .spawn(move || accept_loop(&listener, &inner, pool))
+                .map_err(|source| Error::Thread {
+                    what: "accept",
+                    source,
+                })?
+        };
+
+        if inner.config.log_connections {
+            log::info!(
+                target: "syncnet::server",
+                listen:% = local_addr,
+                admin = admin_addr.map_or_else(|| "off".to_string(), |a| a.to_string()),
+                workers = inner.config.workers,
+                version = env!("CARGO_PKG_VERSION");
+                "syncnet listening on {local_addr}"
+            );
+        }
+
+        Ok(ServerHandle {
+            inner,
+            local_addr,
+            admin_addr,
+            admin,
+            running: Mutex::new(Some(Running {
+                listener,
+                accept_thread,
+                pool: pool_shared,
+            })),
+            shutdown_started: AtomicBool::new(false),
+            shutdown_done: Latch::default(),
+        })
+    }
+}
+
+/// What a running server holds until shutdown takes it apart.
+struct Running {
+    listener: Arc<TcpListener>,
+    accept_thread: JoinHandle<()>,
+    pool: Arc<PoolShared>,
+}
+
+/// A running server started with [`Server::spawn`].
+///
+/// Shareable between threads (`&ServerHandle` is enough to shut it down).
+/// Dropping the handle without calling [`shutdown`](ServerHandle::shutdown)
+/// stops the server at once: no shutdown delay, no drain.
+pub struct ServerHandle {
+    inner: Arc<Inner>,
+    local_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    admin: Option<Box<ServerHandle>>,
+    running: Mutex<Option<Running>>,
+    /// False until the first call to `shutdown`.
+    shutdown_started: AtomicBool,
+    shutdown_done: Latch,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.local_addr)
+            .field("admin_addr", &self.admin_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    /// The address the server accepts on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The admin endpoint's address, or `None` when it is off.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// Shuts the server down as SPEC §2 says, and returns when it is done:
+    /// `/readyz` turns 503 at once; after the shutdown delay the listener
+    /// closes; every open connection's reading side is shut down so its
+    /// handler sees end of input; after the drain timeout the rest are closed
+    /// by force. Returns at most about drain timeout + 2 s after the delay.
+    ///
+    /// Safe to call from several threads: later callers wait for the first.
+    pub fn shutdown(&self) {
+        let config = &self.inner.config;
+        self.shutdown_with(config.shutdown_delay, config.drain_timeout);
+    }
+
+    fn shutdown_with(&self, delay: Duration, drain: Duration) {
+        if self.shutdown_started.swap(true, Ordering::SeqCst) {
+            self.shutdown_done.wait();
+            return;
+        }
+        let inner = &self.inner;
+        inner.ready.store(false, Ordering::SeqCst);
+        if inner.config.log_connections {
+            log::info!(target: "syncnet::shutdown", delay = crate::config::format_duration(delay), drain_timeout = crate::config::format_duration(drain); "shutdown started");
+        }
+        shutdown::wait_delay(delay);
+
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(running) = running {
+            // Stop accepting; the accept thread drops its end of the queue.
+            inner.stopping.store(true, Ordering::SeqCst);
+            wake_acceptor(&running.listener);
+            let _ = running.accept_thread.join();
+            drop(running.listener);
+
+            running.pool.reject_queued();
+            inner.active.begin_drain();
+            let drained = !drain.is_zero() && inner.active.wait_empty(Instant::now() + drain);
+            if !drained {
+                let forced = inner.active.force_close();
+                if forced > 0 && inner.config.log_connections {
+                    log::warn!(target: "syncnet::shutdown", connections = forced; "drain deadline reached: closing the remaining connections");
+                }
+                inner
+                    .active
+                    .wait_empty(Instant::now() + Duration::from_secs(1));
+            }
+            // Handlers stuck outside socket calls are left behind after this.
+            running
+                .pool
+                .wait_workers(Instant::now() + Duration::from_secs(1));
+        }
+        if let Some(admin) = &self.admin {
+            admin.shutdown_with(Duration::ZERO, Duration::ZERO);
+        }
+        if inner.config.log_connections {
+            log::info!(target: "syncnet::shutdown", "shutdown complete");
+        }
+        self.shutdown_done.set();
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.shutdown_with(Duration::ZERO, Duration::ZERO);
+    }
+}
+
+/// Makes a blocked `accept()` return: on Linux, shutting down a listening
+/// socket wakes it at once with an error. Elsewhere, a connection to
+/// ourselves does the same (it is then closed as `shutdown`).
+fn wake_acceptor(listener: &TcpListener) {
+    let woke = SockRef::from(listener).shutdown(Shutdown::Both).is_ok();
+    if (!woke || !cfg!(target_os = "linux"))
+        && let Ok(addr) = listener.local_addr()
+    {
+        let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(200));
+    }
+}
+
+/// How long the accept loop pauses after an error that would repeat at
+/// once (out of file descriptors or memory), so it never spins.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+
+/// The accept loop: runs on its own thread until shutdown.
+fn accept_loop(listener: &TcpListener, inner: &Arc<Inner>, pool: Pool) {
+    let warn_gate = LogEvery::new();
+    loop {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                inner.metrics.accepted.inc();
+                let waiting = Waiting {
+                    id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
+                    stream,
+                    peer: canonical_peer(peer),
+                    since: Instant::now(),
+                };
+                if inner.stopping.load(Ordering::SeqCst) {
+                    inner.reject(waiting, RejectReason::Shutdown);
+                    break;
+                }
+                pool.dispatch(waiting);
+            }
+            Err(_) if inner.stopping.load(Ordering::SeqCst) => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                let kind = classify_accept_error(&e);
+                inner.metrics.accept_error(kind);
+                if let Some(suppressed) = warn_gate.allow() {
+                    log::warn!(target: "syncnet::server", kind = kind.as_str(), error:% = e, suppressed; "accept failed");
+                }
+                if kind != AcceptErrorKind::Other || !is_per_connection(&e) {
+                    thread::sleep(ACCEPT_BACKOFF);
+                }
+            }
+        }
+    }
+}
+
+fn classify_accept_error(e: &io::Error) -> AcceptErrorKind {
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    const ENOBUFS: i32 = 105;
+    const ENOMEM: i32 = 12;
+    match e.raw_os_error() {
+        Some(EMFILE | ENFILE) => AcceptErrorKind::FdLimit,
+        Some(ENOBUFS | ENOMEM) => AcceptErrorKind::NoMemory,
+        _ => AcceptErrorKind::Other,
+    }
+}
+
+/// Errors that concern only the connection being accepted: skip it and go on.
+fn is_per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::PermissionDenied
+    )
+}
+
+/// IPv4 clients of a dual-stack listener (`::ffff:a.b.c.d`) become plain IPv4.
+fn canonical_peer(peer: SocketAddr) -> SocketAddr {
+    match peer.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), peer.port()),
+            None => peer,
+        },
+        IpAddr::V4(_) => peer,
+    }
+}
+
+/// The server state every thread shares.
+pub(crate) struct Inner {
+    pub(crate) config: ServerConfig,
+    handler: Box<dyn Handler>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) active: Active,
+    /// True until shutdown begins (`/readyz`).
+    pub(crate) ready: AtomicBool,
+    /// True once the accept loop must stop.
+    stopping: AtomicBool,
+    /// One gate per reject reason: at most one log line a second each.
+    reject_logs: [LogEvery; RejectReason::ALL.len()],
+    lifetime_timer: Option<FifoTimer<Weak<ConnShared>>>,
+}
+
+impl Inner {
+    /// Sets the per-connection socket options. A failure means the peer is
+    /// already gone; the first read or write will report it.
+    fn configure_socket(&self, stream: &TcpStream) {
+        let socket = SockRef::from(stream);
+        let config = &self.config;
+        let timeout = |d: Duration| (!d.is_zero()).then_some(d);
+        let _ = stream.set_nodelay(config.nodelay);
+        let _ = stream.set_read_timeout(timeout(config.idle_timeout));
+        let _ = stream.set_write_timeout(timeout(config.write_timeout));
+        if !config.keepalive.is_zero() {
+            let _ = socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(config.keepalive));
+        }
+    }
+
+    fn close_reason(
+        &self,
+        conn: &Conn,
+        outcome: &Result<io::Result<()>, panics::CaughtPanic>,
+    ) -> CloseReason {
+        match outcome {
+            Err(_) => CloseReason::Panic,
+            Ok(_) if conn.shared().lifetime_expired() => CloseReason::Lifetime,
+            Ok(_) if self.active.is_draining() => CloseReason::Drain,
+            Ok(Ok(())) => CloseReason::Eof,
+            Ok(Err(_)) => conn.timed_out().unwrap_or(CloseReason::Error),
+        }
+    }
+}
+
+impl Service for Inner {
+    fn serve(&self, waiting: Waiting) {
+        let Waiting {
+            id, stream, peer, ..
+        } = waiting;
+        self.configure_socket(&stream);
+        let shared = Arc::new(ConnShared::new(id, peer, stream));
+        if !self.active.insert(&shared) {
+            // The drain began while this connection waited for a worker.
+            self.metrics.rejected(RejectReason::Shutdown);
+            self.log_reject(id, peer, RejectReason::Shutdown);
+            return;
+        }
+        self.metrics.active.inc();
+        self.metrics.workers_busy.inc();
+        if let Some(timer) = &self.lifetime_timer {
+            timer.schedule(Arc::downgrade(&shared));
+        }
+        let log_connections = self.config.log_connections;
+        if log_connections {
+            log::debug!(target: "syncnet::conn", conn_id = id, peer:% = peer; "connection opened");
+        }
+
+        let mut conn = Conn::new(Arc::clone(&shared));
+        let outcome = panics::catch(|| self.handler.handle(&mut conn));
+        let reason = self.close_reason(&conn, &outcome);
+        let duration = conn.started().elapsed();
+        drop(conn);
+        self.active.remove(id);
+        shared.report_bytes(&self.metrics);
+        let (bytes_in, bytes_out) = (shared.bytes_in(), shared.bytes_out());
+        drop(shared); // closes the socket: the registry held the only other reference
+
+        self.metrics.closed(reason);
+        self.metrics.duration.observe(duration.as_secs_f64());
+        self.metrics.active.dec();
+        self.metrics.workers_busy.dec();
+
+        let duration_ms = duration.as_millis() as u64;
+        let reason_str = reason.as_str();
+        match outcome {
+            Err(panic) => {
+                self.metrics.handler_panics.inc();
+                log::error!(
+                    target: "syncnet::conn",
+                    conn_id = id, peer:% = peer, panic = panic.message,
+                    location = panic.location.unwrap_or_default(),
+                    bytes_in, bytes_out, duration_ms, reason = reason_str;
+                    "handler panicked: {}", panic.message
+                );
+            }
+            Ok(Err(e)) if log_connections && reason == CloseReason::Error => {
+                log::info!(
+                    target: "syncnet::conn",
+                    conn_id = id, peer:% = peer, bytes_in, bytes_out, duration_ms,
+                    reason = reason_str, error:% = e;
+                    "connection closed"
+                );
+            }
+            _ if log_connections => {
+                log::info!(
+                    target: "syncnet::conn",
+                    conn_id = id, peer:% = peer, bytes_in, bytes_out, duration_ms, reason = reason_str;
+                    "connection closed"
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn reject(&self, waiting: Waiting, reason: RejectReason) {
+        self.metrics.rejected(reason);
+        self.log_reject(waiting.id, waiting.peer, reason);
+        drop(waiting.stream);
+    }
+}
+
+impl Inner {
+    /// Logs a rejection at `warn`, at most once a second per reason.
+    pub(crate) fn log_reject(&self, id: u64, peer: SocketAddr, reason: RejectReason) {
+        if !self.config.log_connections {
+            return;
+        }
+        if let Some(suppressed) = self.reject_logs[reason as usize].allow() {
+            log::warn!(
+                target: "syncnet::conn",
+                conn_id = id, peer:% = peer, reason = reason.as_str(), suppressed;
+                "connection rejected"
+            );
+        }
+    }
+
+    /// The metrics in text format, with live byte counts brought up to date.
+    pub(crate) fn render_metrics(&self) -> Vec<u8> {
+        self.active
+            .for_each(|conn| conn.report_bytes(&self.metrics));
+        self.metrics.encode()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapped_ipv4_peers_become_ipv4() {
+        let mapped: SocketAddr = "[::ffff:10.1.2.3]:4000".parse().unwrap();
+        assert_eq!(canonical_peer(mapped), "10.1.2.3:4000".parse().unwrap());
+        let v6: SocketAddr = "[::1]:4000".parse().unwrap();
+        assert_eq!(canonical_peer(v6), v6);
+    }
+
+    #[test]
+    fn accept_errors_are_sorted() {
+        let emfile = io::Error::from_raw_os_error(24);
+        assert_eq!(classify_accept_error(&emfile), AcceptErrorKind::FdLimit);
+        let enobufs = io::Error::from_raw_os_error(105);
+        assert_eq!(classify_accept_error(&enobufs), AcceptErrorKind::NoMemory);
+        let aborted = io::Error::from(io::ErrorKind::ConnectionAborted);
+        assert_eq!(classify_accept_error(&aborted), AcceptErrorKind::Other);
+        assert!(is_per_connection(&aborted));
+    }
+
+    #[test]
+    fn bind_names_a_bad_address() {
+        let err = Server::builder()
+            .listen("not-an-address")
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("--listen"), "{err}");
+        assert_eq!(err.exit_code(), 2);
+    }
+}

@@ -1,0 +1,108 @@
+//! Helpers shared by the integration tests: start servers, talk to them,
+//! read their metrics. Every wait is bounded.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use syncnet::{Builder, Conn, Server, ServerHandle};
+
+/// How long any single wait in a test may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A builder on 127.0.0.1:0 with the admin endpoint on 127.0.0.1:0.
+pub fn builder() -> Builder {
+    Server::builder()
+        .listen("127.0.0.1:0")
+        .admin(Some("127.0.0.1:0"))
+}
+
+/// Starts an echo server from `builder`.
+pub fn spawn_echo(builder: Builder) -> ServerHandle {
+    builder
+        .build()
+        .expect("server builds")
+        .spawn(|conn: &mut Conn| syncnet::echo(conn))
+        .expect("server starts")
+}
+
+/// A client connected to `addr` with read and write timeouts of [`WAIT`].
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect");
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.set_write_timeout(Some(WAIT)).unwrap();
+    stream
+}
+
+/// Sends `msg` and reads exactly as many bytes back.
+pub fn echo_once(stream: &mut TcpStream, msg: &[u8]) -> Vec<u8> {
+    stream.write_all(msg).expect("write");
+    let mut back = vec![0u8; msg.len()];
+    stream.read_exact(&mut back).expect("read echo");
+    back
+}
+
+/// True when the server closed `stream` (EOF or reset) within [`WAIT`],
+/// without sending anything.
+pub fn closed_by_server(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(stream.read(&mut buf), Ok(0) | Err(_))
+        && !matches!(stream.read(&mut buf), Ok(n) if n > 0)
+}
+
+/// GET `path` from an admin endpoint: (status, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = connect(addr);
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).expect("read http reply");
+    let status = reply
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The `/metrics` text of a server.
+pub fn metrics(handle: &ServerHandle) -> String {
+    let admin = handle.admin_addr().expect("admin endpoint on");
+    let (status, body) = http_get(admin, "/metrics");
+    assert_eq!(status, 200);
+    body
+}
+
+/// The value of one sample, e.g. `syncnet_connections_active` or
+/// `syncnet_connections_rejected_total{reason="overload"}`.
+pub fn metric(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            let rest = line.strip_prefix(sample)?;
+            rest.strip_prefix(' ')?.trim().parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no sample {sample} in:\n{text}"))
+}
+
+/// Polls `check` until it returns true or [`WAIT`] passes.
+pub fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// Polls the metrics until `sample` has `value`.
+pub fn wait_metric(handle: &ServerHandle, sample: &str, value: f64) {
+    wait_until(&format!("{sample} == {value}"), || {
+        metric(&metrics(handle), sample) == value
+    });
+}
