@@ -256,6 +256,7 @@ impl Server {
     /// [`Error::Thread`] when the server cannot start.
     pub fn run(self, handler: impl Handler) -> Result<(), Error> {
         let signals = shutdown::signals()?;
+        raise_fd_limit(self.config.workers + self.config.queue + 64);
         let handle = Arc::new(self.spawn(handler)?);
         let _ = signals.recv();
         log::info!(target: "syncnet::shutdown", "signal received: shutting down (a second signal exits at once)");
@@ -495,6 +496,21 @@ impl ServerHandle {
 impl Drop for ServerHandle {
     fn drop(&mut self) {
         self.shutdown_with(Duration::ZERO, Duration::ZERO);
+    }
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, and warns when it is
+/// still below `wanted` (every connection, queued or served, holds a
+/// descriptor; accept fails with EMFILE beyond that).
+fn raise_fd_limit(wanted: usize) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < wanted as u64 => log::warn!(
+            target: "syncnet::server",
+            fd_limit = limit, wanted;
+            "the open-file limit is below workers + queue + 64: connections beyond it fail with EMFILE (raise LimitNOFILE / ulimit -n)"
+        ),
+        Ok(_) => {}
+        Err(e) => log::warn!(target: "syncnet::server", error:% = e; "cannot raise the open-file limit"),
     }
 }
 
