@@ -2,9 +2,15 @@
 
 use std::io::{self, Read, Write};
 
-/// Size of the echo buffer, on the worker's stack: large enough for bulk
-/// transfers to move in few system calls, small next to the default stack.
-const ECHO_BUFFER: usize = 32 * 1024;
+/// The first buffer, on the stack: one page, enough for request/response
+/// traffic. Only the pages a thread touches cost memory, so a held idle
+/// connection stays small.
+const SMALL_BUFFER: usize = 4 * 1024;
+
+/// The buffer a connection moves to when a read fills the small one: bulk
+/// transfers then go in 64 KiB system calls. On the heap, and only for
+/// connections that need it.
+const LARGE_BUFFER: usize = 64 * 1024;
 
 /// Writes back every byte read from `stream` until end of input.
 ///
@@ -34,14 +40,100 @@ const ECHO_BUFFER: usize = 32 * 1024;
 /// # Errors
 /// The first read or write error (a timeout, a reset connection).
 pub fn echo<S: Read + Write + ?Sized>(stream: &mut S) -> io::Result<()> {
-    let mut buf = [0u8; ECHO_BUFFER];
+    let mut small = [0u8; SMALL_BUFFER];
+    if echo_with(stream, &mut small, true)? == Echoed::AllOfIt {
+        return Ok(());
+    }
+    let mut large = vec![0u8; LARGE_BUFFER];
+    echo_with(stream, &mut large, false).map(drop)
+}
+
+#[derive(Debug, PartialEq)]
+enum Echoed {
+    /// The peer closed its side and everything was written back.
+    AllOfIt,
+    /// A read filled the buffer: the caller should continue with a larger one.
+    BufferFilled,
+}
+
+/// The echo loop over one buffer; with `stop_when_full` it returns as soon
+/// as a read fills the buffer (after writing that chunk back).
+fn echo_with<S: Read + Write + ?Sized>(
+    stream: &mut S,
+    buf: &mut [u8],
+    stop_when_full: bool,
+) -> io::Result<Echoed> {
     loop {
-        let n = match stream.read(&mut buf) {
-            Ok(0) => return stream.flush(),
+        let n = match stream.read(buf) {
+            Ok(0) => {
+                stream.flush()?;
+                return Ok(Echoed::AllOfIt);
+            }
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
         stream.write_all(&buf[..n])?;
+        if stop_when_full && n == buf.len() {
+            return Ok(Echoed::BufferFilled);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    /// Reads from `input` in chunks of at most `chunk` bytes; collects writes.
+    struct Chunked {
+        input: Cursor<Vec<u8>>,
+        chunk: usize,
+        output: Vec<u8>,
+        reads: usize,
+    }
+
+    impl Read for Chunked {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads += 1;
+            let n = buf.len().min(self.chunk);
+            self.input.read(&mut buf[..n])
+        }
+    }
+
+    impl Write for Chunked {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.output.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn bulk_input_moves_to_the_large_buffer_and_stays_intact() {
+        let input: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        let mut stream = Chunked {
+            input: Cursor::new(input.clone()),
+            chunk: usize::MAX,
+            output: Vec::new(),
+            reads: 0,
+        };
+        echo(&mut stream).unwrap();
+        assert!(stream.output == input);
+        // 1 small read, then 64 KiB reads: far fewer than 1 MB / 4 KiB.
+        assert!(stream.reads < 30, "{} reads", stream.reads);
+    }
+
+    #[test]
+    fn small_messages_stay_on_the_small_buffer() {
+        let mut stream = Chunked {
+            input: Cursor::new(vec![7u8; 10_000]),
+            chunk: 64,
+            output: Vec::new(),
+            reads: 0,
+        };
+        echo(&mut stream).unwrap();
+        assert_eq!(stream.output, vec![7u8; 10_000]);
     }
 }
