@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
 use crate::Error;
+use crate::conn::ConnShared;
 use crate::metrics::{Metrics, RejectReason};
 use crate::timer::FifoTimer;
 
@@ -34,8 +35,10 @@ pub(crate) struct Waiting {
 
 /// What the pool runs: the server side of a connection.
 pub(crate) trait Service: Send + Sync + 'static {
-    /// Serves one connection on a worker thread; must not panic.
-    fn serve(&self, conn: Waiting);
+    /// Serves one connection on a worker thread; must not panic. Returns
+    /// the socket still open: the pool closes it once it counts the worker
+    /// free again, so a client that sees the close finds the slot free.
+    fn serve(&self, conn: Waiting) -> Option<Arc<ConnShared>>;
     /// Closes a connection that will not be served, counting and logging it.
     fn reject(&self, conn: Waiting, reason: RejectReason);
 }
@@ -219,8 +222,9 @@ fn worker_loop(pool: Arc<PoolShared>) {
             pool.finish_rejected(waiting, RejectReason::Overload);
             continue;
         }
-        pool.service.serve(waiting);
+        let socket = pool.service.serve(waiting);
         pool.in_flight.fetch_sub(1, SeqCst);
+        drop(socket);
     }
 }
 
@@ -279,9 +283,10 @@ mod tests {
     }
 
     impl Service for Holding {
-        fn serve(&self, conn: Waiting) {
+        fn serve(&self, conn: Waiting) -> Option<Arc<ConnShared>> {
             let _ = self.served.send(conn.id);
             let _ = self.release.recv_timeout(Duration::from_secs(10));
+            None
         }
         fn reject(&self, conn: Waiting, reason: RejectReason) {
             let _ = self.rejected.send((conn.id, reason));

@@ -510,7 +510,9 @@ fn raise_fd_limit(wanted: usize) {
             "the open-file limit is below workers + queue + 64: connections beyond it fail with EMFILE (raise LimitNOFILE / ulimit -n)"
         ),
         Ok(_) => {}
-        Err(e) => log::warn!(target: "syncnet::server", error:% = e; "cannot raise the open-file limit"),
+        Err(e) => {
+            log::warn!(target: "syncnet::server", error:% = e; "cannot raise the open-file limit")
+        }
     }
 }
 
@@ -644,7 +646,7 @@ impl Inner {
 }
 
 impl Service for Inner {
-    fn serve(&self, waiting: Waiting) {
+    fn serve(&self, waiting: Waiting) -> Option<Arc<ConnShared>> {
         let Waiting {
             id, stream, peer, ..
         } = waiting;
@@ -654,7 +656,7 @@ impl Service for Inner {
             // The drain began while this connection waited for a worker.
             self.metrics.rejected(RejectReason::Shutdown);
             self.log_reject(id, peer, RejectReason::Shutdown);
-            return;
+            return Some(shared);
         }
         self.metrics.active.inc();
         self.metrics.workers_busy.inc();
@@ -674,7 +676,6 @@ impl Service for Inner {
         self.active.remove(id);
         shared.report_bytes(&self.metrics);
         let (bytes_in, bytes_out) = (shared.bytes_in(), shared.bytes_out());
-        drop(shared); // closes the socket: the registry held the only other reference
 
         self.metrics.closed(reason);
         self.metrics.duration.observe(duration.as_secs_f64());
@@ -711,6 +712,8 @@ impl Service for Inner {
             }
             _ => {}
         }
+        // The last reference: the pool drops it, closing the socket.
+        Some(shared)
     }
 
     fn reject(&self, waiting: Waiting, reason: RejectReason) {
