@@ -36,6 +36,7 @@ pub(crate) fn spawn(listener: TcpListener, server: Arc<Inner>) -> Result<ServerH
         worker_stack_size: crate::DEFAULT_WORKER_STACK_SIZE,
         admin: None,
         log_connections: false,
+        ..ServerConfig::default()
     };
     Server::from_listener(listener, config)?
         .spawn(move |conn: &mut Conn| answer(conn, |path| route(path, &server)))

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
-use syncnet::{Error, LogFormat, ServerConfig, parse_duration};
+use syncnet::{Cidr, ClientTls, Error, LogFormat, ServerConfig, TlsSettings, parse_duration};
 
 /// syncnet: a TCP server toolkit with threads, not async.
 #[derive(Debug, Parser)]
@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the echo service (the default when no subcommand is given).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Connect to a server: send --message and print the reply, or copy stdin/stdout.
     Client(ClientArgs),
 }
@@ -75,6 +75,57 @@ pub struct ServeArgs {
     /// Stack size of each worker thread in bytes [default: 262144]
     #[arg(long, value_name = "BYTES", env = "SYNCNET_WORKER_STACK_SIZE")]
     worker_stack_size: Option<usize>,
+    /// Only these source networks may connect (repeatable or comma-separated) [default: all]
+    #[arg(
+        long,
+        value_name = "CIDR",
+        env = "SYNCNET_ALLOW",
+        value_delimiter = ','
+    )]
+    allow: Vec<Cidr>,
+    /// These source networks never may; deny wins over allow (repeatable)
+    #[arg(long, value_name = "CIDR", env = "SYNCNET_DENY", value_delimiter = ',')]
+    deny: Vec<Cidr>,
+    /// Most open connections from one source IP; 0 = no limit [default: 0]
+    #[arg(long, value_name = "N", env = "SYNCNET_MAX_CONNS_PER_IP")]
+    max_conns_per_ip: Option<u32>,
+    /// New connections per second from one source IP (burst N); 0 = no limit [default: 0]
+    #[arg(long, value_name = "N", env = "SYNCNET_CONN_RATE_PER_IP")]
+    conn_rate_per_ip: Option<u32>,
+    /// Per-connection cap on bytes read per second; throttles, never closes; 0 = off [default: 0]
+    #[arg(long, value_name = "N", env = "SYNCNET_MAX_BYTES_PER_SEC")]
+    max_bytes_per_sec: Option<u64>,
+    /// PEM certificate chain: the listener speaks TLS 1.2/1.3 (needs --tls-key)
+    #[arg(long, value_name = "FILE", env = "SYNCNET_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, value_name = "FILE", env = "SYNCNET_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA bundle: clients must present a certificate it signed (mTLS)
+    #[arg(long, value_name = "FILE", env = "SYNCNET_TLS_CLIENT_CA")]
+    tls_client_ca: Option<PathBuf>,
+    /// With mTLS, serve only client certificates whose DNS SAN or CN is NAME (repeatable)
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "SYNCNET_TLS_ALLOW_NAME",
+        value_delimiter = ','
+    )]
+    tls_allow_name: Vec<String>,
+    /// Close a connection whose TLS handshake (or PROXY header) takes longer [default: 10s]
+    #[arg(long, value_name = "DUR", env = "SYNCNET_TLS_HANDSHAKE_TIMEOUT", value_parser = duration)]
+    tls_handshake_timeout: Option<Duration>,
+    /// Expect a PROXY protocol v1/v2 header on every connection and use its client address
+    #[arg(long, env = "SYNCNET_PROXY_PROTOCOL")]
+    proxy_protocol: bool,
+    /// With --proxy-protocol, accept connections only from these peers (repeatable) [default: all]
+    #[arg(
+        long,
+        value_name = "CIDR",
+        env = "SYNCNET_TRUSTED_PROXY",
+        value_delimiter = ','
+    )]
+    trusted_proxy: Vec<Cidr>,
     /// Admin HTTP endpoint (/metrics, /healthz, /readyz), or `off` [default: 127.0.0.1:9464]
     #[arg(long, value_name = "ADDR|off", env = "SYNCNET_ADMIN")]
     admin: Option<String>,
@@ -105,6 +156,18 @@ struct FileSettings {
     worker_stack_size: Option<usize>,
     admin: Option<String>,
     log_format: Option<String>,
+    allow: Option<Vec<String>>,
+    deny: Option<Vec<String>>,
+    max_conns_per_ip: Option<u32>,
+    conn_rate_per_ip: Option<u32>,
+    max_bytes_per_sec: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    tls_allow_name: Option<Vec<String>>,
+    tls_handshake_timeout: Option<String>,
+    proxy_protocol: Option<bool>,
+    trusted_proxy: Option<Vec<String>>,
 }
 
 impl FileSettings {
@@ -130,6 +193,66 @@ fn file_duration(path: &Path, key: &str, value: Option<String>) -> Result<Option
         .transpose()
 }
 
+/// CIDRs from the file, with the key named when one does not parse.
+fn file_cidrs(path: &Path, key: &str, values: Option<Vec<String>>) -> Result<Vec<Cidr>, Error> {
+    values
+        .unwrap_or_default()
+        .iter()
+        .map(|text| {
+            text.parse()
+                .map_err(|e: syncnet::ParseCidrError| Error::ConfigFile {
+                    path: path.to_path_buf(),
+                    message: format!("{key}: {e}"),
+                })
+        })
+        .collect()
+}
+
+/// A repeatable flag: the command line's (or environment's) values when
+/// given, else the file's.
+fn pick_list<T>(flag: Vec<T>, file: Vec<T>) -> Vec<T> {
+    if flag.is_empty() { file } else { flag }
+}
+
+/// The TLS settings from the merged flags, checking the combinations that
+/// cannot work (each error names the flag).
+fn tls_settings(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+    allow_names: Vec<String>,
+) -> Result<Option<TlsSettings>, Error> {
+    let config_error = |setting: &str, message: &str| Error::Config {
+        setting: setting.to_string(),
+        message: message.to_string(),
+    };
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsSettings {
+            cert,
+            key,
+            client_ca,
+            allow_names,
+        })),
+        (Some(_), None) => Err(config_error(
+            "--tls-cert",
+            "needs --tls-key FILE (the certificate's private key)",
+        )),
+        (None, Some(_)) => Err(config_error(
+            "--tls-key",
+            "needs --tls-cert FILE (the certificate chain)",
+        )),
+        (None, None) if client_ca.is_some() => Err(config_error(
+            "--tls-client-ca",
+            "needs TLS on the listener: give --tls-cert and --tls-key too",
+        )),
+        (None, None) if !allow_names.is_empty() => Err(config_error(
+            "--tls-allow-name",
+            "needs --tls-client-ca FILE (names are checked on client certificates, which only mTLS asks for)",
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
 impl ServeArgs {
     /// Merges command line/environment, file and defaults into a server
     /// configuration and a log format.
@@ -151,6 +274,18 @@ impl ServeArgs {
             None => None,
         };
         let admin = self.admin.or(file.admin);
+        let allow = pick_list(self.allow, file_cidrs(&path, "allow", file.allow)?);
+        let deny = pick_list(self.deny, file_cidrs(&path, "deny", file.deny)?);
+        let trusted_proxies = pick_list(
+            self.trusted_proxy,
+            file_cidrs(&path, "trusted_proxy", file.trusted_proxy)?,
+        );
+        let tls = tls_settings(
+            self.tls_cert.or(file.tls_cert),
+            self.tls_key.or(file.tls_key),
+            self.tls_client_ca.or(file.tls_client_ca),
+            pick_list(self.tls_allow_name, file.tls_allow_name.unwrap_or_default()),
+        )?;
         let config = ServerConfig {
             listen: self.listen.or(file.listen).unwrap_or(d.listen),
             workers: self.workers.or(file.workers).unwrap_or(d.workers),
@@ -196,6 +331,28 @@ impl ServeArgs {
                 .worker_stack_size
                 .or(file.worker_stack_size)
                 .unwrap_or(d.worker_stack_size),
+            allow,
+            deny,
+            max_conns_per_ip: self
+                .max_conns_per_ip
+                .or(file.max_conns_per_ip)
+                .unwrap_or(d.max_conns_per_ip),
+            conn_rate_per_ip: self
+                .conn_rate_per_ip
+                .or(file.conn_rate_per_ip)
+                .unwrap_or(d.conn_rate_per_ip),
+            max_bytes_per_sec: self
+                .max_bytes_per_sec
+                .or(file.max_bytes_per_sec)
+                .unwrap_or(d.max_bytes_per_sec),
+            tls,
+            handshake_timeout: pick(
+                self.tls_handshake_timeout,
+                dur("tls_handshake_timeout", file.tls_handshake_timeout)?,
+                d.handshake_timeout,
+            ),
+            proxy_protocol: self.proxy_protocol || file.proxy_protocol.unwrap_or(d.proxy_protocol),
+            trusted_proxies,
             admin: match admin {
                 Some(text) if text == "off" => None,
                 Some(text) => Some(text),
@@ -224,4 +381,56 @@ pub struct ClientArgs {
     /// How long to wait for the connection and for the whole reply
     #[arg(long, value_name = "DUR", default_value = "5s", value_parser = duration)]
     pub timeout: Duration,
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
+}
+
+/// The client's TLS flags (SPEC §1.4), shared by `client` and `bench`.
+#[derive(Debug, Args, Default)]
+pub struct ClientTlsArgs {
+    /// Speak TLS to the server
+    #[arg(long)]
+    pub tls: bool,
+    /// PEM CA bundle the server's certificate must chain to (needed with --tls)
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM client certificate chain, for mTLS (with --tls-key)
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Name to check the server's certificate against [default: the host of --connect]
+    #[arg(long, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
+}
+
+impl ClientTlsArgs {
+    /// The TLS settings, or `None` for plain TCP.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when a TLS flag is given without `--tls`.
+    pub fn settings(&self) -> Result<Option<ClientTls>, Error> {
+        if !self.tls {
+            let stray = [
+                ("--tls-ca", self.tls_ca.is_some()),
+                ("--tls-cert", self.tls_cert.is_some()),
+                ("--tls-key", self.tls_key.is_some()),
+                ("--tls-server-name", self.tls_server_name.is_some()),
+            ];
+            if let Some((flag, _)) = stray.iter().find(|(_, given)| *given) {
+                return Err(Error::Config {
+                    setting: flag.to_string(),
+                    message: "has no effect without --tls".to_string(),
+                });
+            }
+            return Ok(None);
+        }
+        Ok(Some(ClientTls {
+            ca: self.tls_ca.clone(),
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            server_name: self.tls_server_name.clone(),
+        }))
+    }
 }

@@ -2,7 +2,6 @@
 
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
-use std::thread;
 use std::time::Instant;
 
 use syncnet::{Client, Error};
@@ -12,7 +11,10 @@ use crate::cli::ClientArgs;
 /// Runs the client; exit 0 when the whole reply arrived (message mode) or
 /// both directions closed (copy mode).
 pub fn run(args: &ClientArgs) -> Result<ExitCode, Error> {
-    let client = Client::connect(args.connect.as_str(), args.timeout)?;
+    let client = match args.tls.settings()? {
+        Some(tls) => Client::connect_tls(&args.connect, args.timeout, &tls)?,
+        None => Client::connect(args.connect.as_str(), args.timeout)?,
+    };
     match &args.message {
         Some(message) => send_message(client, message, args),
         None => copy_stdio(client),
@@ -65,27 +67,9 @@ fn send_message(mut client: Client, message: &str, args: &ClientArgs) -> Result<
 /// Copies stdin to the server (then shuts down our sending side) and the
 /// server's bytes to stdout, until both directions are closed.
 fn copy_stdio(client: Client) -> Result<ExitCode, Error> {
+    let peer = client.peer();
     client
-        .set_read_timeout(None)
-        .map_err(|e| Error::io("configuring the connection", e))?;
-    let sender = client
-        .stream()
-        .try_clone()
-        .map_err(|e| Error::io("sharing the connection", e))?;
-    let upload = thread::spawn(move || -> io::Result<()> {
-        let mut sender = sender;
-        io::copy(&mut io::stdin().lock(), &mut sender)?;
-        sender.shutdown(std::net::Shutdown::Write)
-    });
-    let mut receiver = client;
-    io::copy(&mut receiver, &mut io::stdout().lock())
-        .map_err(|e| Error::io("receiving from the server", e))?;
-    match upload.join() {
-        Ok(Ok(())) => Ok(ExitCode::SUCCESS),
-        Ok(Err(e)) => Err(Error::io("sending stdin to the server", e)),
-        Err(_) => Err(Error::io(
-            "sending stdin to the server",
-            io::Error::other("the sending thread panicked"),
-        )),
-    }
+        .relay(io::stdin(), &mut io::stdout().lock())
+        .map_err(|e| Error::io(format!("relaying stdin/stdout to {peer}"), e))?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::Error;
+use crate::{Cidr, Error, TlsSettings};
 
 /// Every setting of a [`Server`](crate::Server).
 ///
@@ -45,6 +45,28 @@ pub struct ServerConfig {
     /// Address of the admin HTTP endpoint (`/metrics`, `/healthz`, `/readyz`),
     /// or `None` for no endpoint. Defaults to `Some("127.0.0.1:9464")`.
     pub admin: Option<String>,
+    /// When not empty, only clients in these networks may connect. Defaults to empty (all).
+    pub allow: Vec<Cidr>,
+    /// Clients in these networks never may; deny wins over allow. Defaults to empty.
+    pub deny: Vec<Cidr>,
+    /// Most open connections from one client IP; 0 = no limit. Defaults to 0.
+    pub max_conns_per_ip: u32,
+    /// New connections per second from one client IP (burst of the same
+    /// size); 0 = no limit. Defaults to 0.
+    pub conn_rate_per_ip: u32,
+    /// Per-connection cap on bytes read per second; 0 = no cap. Defaults to 0.
+    pub max_bytes_per_sec: u64,
+    /// Expect a PROXY protocol v1/v2 header on every connection and use its
+    /// client address. Defaults to `false`.
+    pub proxy_protocol: bool,
+    /// With `proxy_protocol`, accept connections only from these peers; empty
+    /// = from anyone (with a start-up warning). Defaults to empty.
+    pub trusted_proxies: Vec<Cidr>,
+    /// Serve TLS 1.2/1.3 with these files (and mTLS with a client CA);
+    /// `None` = plain TCP. Defaults to `None`.
+    pub tls: Option<TlsSettings>,
+    /// Longest a TLS handshake or a PROXY header read may take. Defaults to 10 s.
+    pub handshake_timeout: Duration,
     /// Log one line per connection close (and a debug line per open).
     /// Defaults to `true`; the admin endpoint's own server turns it off.
     pub log_connections: bool,
@@ -76,6 +98,15 @@ impl Default for ServerConfig {
             backlog: 1024,
             worker_stack_size: DEFAULT_WORKER_STACK_SIZE,
             admin: Some("127.0.0.1:9464".to_string()),
+            allow: Vec::new(),
+            deny: Vec::new(),
+            max_conns_per_ip: 0,
+            conn_rate_per_ip: 0,
+            max_bytes_per_sec: 0,
+            proxy_protocol: false,
+            trusted_proxies: Vec::new(),
+            tls: None,
+            handshake_timeout: Duration::from_secs(10),
             log_connections: true,
         }
     }
@@ -97,6 +128,18 @@ impl ServerConfig {
         }
         if self.backlog == 0 {
             return Err(Error::config("--backlog", "must be at least 1, got 0"));
+        }
+        if self.handshake_timeout.is_zero() {
+            return Err(Error::config(
+                "--tls-handshake-timeout",
+                "must be above 0 (it bounds the TLS handshake and the PROXY header read)",
+            ));
+        }
+        if !self.trusted_proxies.is_empty() && !self.proxy_protocol {
+            return Err(Error::config(
+                "--trusted-proxy",
+                "needs --proxy-protocol (without it no PROXY header is read)",
+            ));
         }
         if self.worker_stack_size < MIN_WORKER_STACK_SIZE {
             return Err(Error::config(

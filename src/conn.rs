@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
+use crate::limits::ReadThrottle;
 use crate::metrics::{CloseReason, Metrics};
+use crate::shutdown::DrainSignal;
 
 /// The part of a connection that other threads may touch: the socket (to shut
 /// it down on drain, lifetime or deadline) and the byte counters (read at
@@ -18,7 +20,6 @@ use crate::metrics::{CloseReason, Metrics};
 #[derive(Debug)]
 pub(crate) struct ConnShared {
     pub id: u64,
-    pub peer: SocketAddr,
     pub stream: TcpStream,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
@@ -30,10 +31,9 @@ pub(crate) struct ConnShared {
 }
 
 impl ConnShared {
-    pub(crate) fn new(id: u64, peer: SocketAddr, stream: TcpStream) -> ConnShared {
+    pub(crate) fn new(id: u64, stream: TcpStream) -> ConnShared {
         ConnShared {
             id,
-            peer,
             stream,
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
@@ -112,17 +112,48 @@ impl ConnShared {
 #[derive(Debug)]
 pub struct Conn {
     shared: Arc<ConnShared>,
+    transport: Transport,
+    peer: SocketAddr,
+    proxy_peer: Option<SocketAddr>,
     started: Instant,
     /// Set when a read or write timed out, so the close can say which.
     timed_out: Option<CloseReason>,
+    /// `--max-bytes-per-sec`: paces reads; `None` when off.
+    throttle: Option<Throttle>,
+}
+
+/// How bytes travel: straight on the socket, or through a TLS session.
+/// Handlers never see the difference.
+#[derive(Debug)]
+pub(crate) enum Transport {
+    Plain,
+    Tls(Box<rustls::ServerConnection>),
+}
+
+/// The read throttle of one connection, and the drain signal that cuts its
+/// waits short when shutdown starts.
+#[derive(Debug)]
+pub(crate) struct Throttle {
+    pub bucket: ReadThrottle,
+    pub drain: Arc<DrainSignal>,
 }
 
 impl Conn {
-    pub(crate) fn new(shared: Arc<ConnShared>) -> Conn {
+    pub(crate) fn new(
+        shared: Arc<ConnShared>,
+        transport: Transport,
+        peer: SocketAddr,
+        proxy_peer: Option<SocketAddr>,
+        throttle: Option<Throttle>,
+    ) -> Conn {
         Conn {
             shared,
+            transport,
+            peer,
+            proxy_peer,
             started: Instant::now(),
             timed_out: None,
+            throttle,
         }
     }
 
@@ -131,10 +162,17 @@ impl Conn {
         self.shared.id
     }
 
-    /// The client's address (`peer` in logs). IPv4 clients of an IPv6
-    /// listener appear as plain IPv4 addresses.
+    /// The client's address (`peer` in logs): with `--proxy-protocol`, the
+    /// one the PROXY header names. IPv4 clients of an IPv6 listener appear
+    /// as plain IPv4 addresses.
     pub fn peer(&self) -> SocketAddr {
-        self.shared.peer
+        self.peer
+    }
+
+    /// With `--proxy-protocol`, the balancer's address (the socket peer);
+    /// `None` otherwise.
+    pub fn proxy_peer(&self) -> Option<SocketAddr> {
+        self.proxy_peer
     }
 
     /// Bytes the handler has read so far.
@@ -161,6 +199,15 @@ impl Conn {
         self.shared.stream.shutdown(Shutdown::Write)
     }
 
+    /// Ends a TLS session cleanly (close_notify) before the socket closes;
+    /// nothing to do for plain TCP.
+    pub(crate) fn finish(&mut self) {
+        if let Transport::Tls(tls) = &mut self.transport {
+            tls.send_close_notify();
+            let _ = crate::tls::tls_flush(tls.as_mut(), &self.shared.stream);
+        }
+    }
+
     pub(crate) fn shared(&self) -> &Arc<ConnShared> {
         &self.shared
     }
@@ -180,12 +227,43 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// How much of `want` bytes a read may take under the throttle, after
+    /// waiting for tokens if there are none; no limit once shutdown started.
+    fn throttled_len(throttle: &mut Throttle, want: usize) -> usize {
+        loop {
+            match throttle.bucket.allowance(want, Instant::now()) {
+                Ok(n) => return n,
+                Err(wait) => {
+                    if throttle.drain.wait(wait) {
+                        return want;
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl Read for Conn {
     #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match (&self.shared.stream).read(buf) {
+        let buf = match &mut self.throttle {
+            None => buf,
+            Some(throttle) => {
+                let n = Self::throttled_len(throttle, buf.len());
+                &mut buf[..n]
+            }
+        };
+        let result = match &mut self.transport {
+            Transport::Plain => (&self.shared.stream).read(buf),
+            Transport::Tls(tls) => crate::tls::tls_read(tls.as_mut(), &self.shared.stream, buf),
+        };
+        match result {
             Ok(n) => {
                 ConnShared::add(&self.shared.bytes_in, n);
+                if let Some(throttle) = &mut self.throttle {
+                    throttle.bucket.consume(n);
+                }
                 Ok(n)
             }
             Err(e) => {
@@ -199,7 +277,11 @@ impl Read for Conn {
 impl Write for Conn {
     #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match (&self.shared.stream).write(buf) {
+        let result = match &mut self.transport {
+            Transport::Plain => (&self.shared.stream).write(buf),
+            Transport::Tls(tls) => crate::tls::tls_write(tls.as_mut(), &self.shared.stream, buf),
+        };
+        match result {
             Ok(n) => {
                 ConnShared::add(&self.shared.bytes_out, n);
                 Ok(n)
@@ -212,6 +294,9 @@ impl Write for Conn {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        match &mut self.transport {
+            Transport::Plain => Ok(()),
+            Transport::Tls(tls) => crate::tls::tls_flush(tls.as_mut(), &self.shared.stream),
+        }
     }
 }

@@ -11,7 +11,9 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use log::kv::{Key, Value, VisitSource};
+use std::net::SocketAddr;
+
+use log::kv::{Key, Source, Value, VisitSource};
 
 /// How log lines are written to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -124,6 +126,59 @@ impl<'kvs> VisitSource<'kvs> for TextFields<'_> {
         }
         Ok(())
     }
+}
+
+/// The fields every connection event carries: `conn_id`, `peer` and, for
+/// connections that came through a PROXY protocol balancer, `proxy_peer`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnFields {
+    pub conn_id: u64,
+    pub peer: SocketAddr,
+    pub proxy_peer: Option<SocketAddr>,
+}
+
+/// The connection fields followed by event-specific ones, as a `log` key-value source.
+struct EventFields<'a> {
+    conn: ConnFields,
+    extra: &'a [(&'a str, Value<'a>)],
+}
+
+impl Source for EventFields<'_> {
+    fn visit<'kvs>(&'kvs self, visitor: &mut dyn VisitSource<'kvs>) -> Result<(), log::kv::Error> {
+        visitor.visit_pair(Key::from("conn_id"), Value::from(self.conn.conn_id))?;
+        visitor.visit_pair(Key::from("peer"), Value::from_display(&self.conn.peer))?;
+        if let Some(proxy_peer) = &self.conn.proxy_peer {
+            visitor.visit_pair(Key::from("proxy_peer"), Value::from_display(proxy_peer))?;
+        }
+        for (key, value) in self.extra {
+            visitor.visit_pair(Key::from(*key), value.clone())?;
+        }
+        Ok(())
+    }
+}
+
+/// Logs one connection event (target `syncnet::conn`) with `conn`'s fields
+/// and `extra` ones, e.g. `[("reason", "eof".into())]`.
+pub(crate) fn conn_event(
+    level: log::Level,
+    msg: std::fmt::Arguments<'_>,
+    conn: ConnFields,
+    extra: &[(&str, Value<'_>)],
+) {
+    const TARGET: &str = "syncnet::conn";
+    if !log::log_enabled!(target: TARGET, level) {
+        return;
+    }
+    let fields = EventFields { conn, extra };
+    log::logger().log(
+        &log::Record::builder()
+            .level(level)
+            .target(TARGET)
+            .module_path_static(Some(module_path!()))
+            .args(msg)
+            .key_values(&fields)
+            .build(),
+    );
 }
 
 /// Lets one event through per second and counts the ones it holds back.

@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse_from(args);
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Client(args) => client_cmd::run(&args),
     };
     match result {

@@ -148,7 +148,6 @@ pub(crate) struct Metrics {
     pub bytes_sent: IntCounter,
     pub duration: Histogram,
     pub handler_panics: IntCounter,
-    #[allow(dead_code)] // counted by the TLS handshake (issue #4); exposed at 0 until then
     pub tls_handshake_failures: IntCounter,
 }
 

@@ -19,6 +19,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
 use crate::Error;
 use crate::conn::ConnShared;
+use crate::limits::IpTicket;
 use crate::metrics::{Metrics, RejectReason};
 use crate::timer::FifoTimer;
 
@@ -31,6 +32,8 @@ pub(crate) struct Waiting {
     pub peer: SocketAddr,
     /// When it was put in the queue.
     pub since: Instant,
+    /// Its place in the per-IP count, released when the connection ends.
+    pub ticket: Option<IpTicket>,
 }
 
 /// What the pool runs: the server side of a connection.
@@ -301,6 +304,7 @@ mod tests {
             stream,
             peer,
             since: Instant::now(),
+            ticket: None,
         };
         (w, client)
     }

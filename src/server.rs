@@ -16,10 +16,13 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
 use crate::config::ServerConfig;
-use crate::conn::{Conn, ConnShared};
+use crate::conn::{Conn, ConnShared, Throttle, Transport};
+use crate::limits::{AccessList, IpTicket, PerIpTable, ReadThrottle, Refusal};
 use crate::logging::LogEvery;
+use crate::logging::{ConnFields, conn_event};
 use crate::metrics::{AcceptErrorKind, CloseReason, Metrics, RejectReason};
 use crate::pool::{Pool, PoolConfig, PoolShared, Service, Waiting};
+use crate::proxy_protocol::{self, ProxyHeader};
 use crate::shutdown::{self, Active, Latch};
 use crate::timer::FifoTimer;
 use crate::{Error, admin, panics};
@@ -193,6 +196,8 @@ fn bind(text: &str, setting: &str, backlog: u32) -> Result<TcpListener, Error> {
 #[derive(Debug)]
 pub struct Server {
     config: ServerConfig,
+    /// The TLS configuration built from `config.tls`, checked at build time.
+    tls: Option<Arc<rustls::ServerConfig>>,
     listener: TcpListener,
     admin_listener: Option<TcpListener>,
     local_addr: SocketAddr,
@@ -220,6 +225,17 @@ impl Server {
     /// As [`Builder::build`].
     pub fn from_listener(listener: TcpListener, config: ServerConfig) -> Result<Server, Error> {
         config.validate()?;
+        let tls = match &config.tls {
+            Some(settings) => {
+                Some(
+                    crate::tls::server_config(settings).map_err(|e| Error::Config {
+                        setting: e.flag().to_string(),
+                        message: e.to_string(),
+                    })?,
+                )
+            }
+            None => None,
+        };
         let admin_listener = match &config.admin {
             Some(addr) => Some(bind(addr, "--admin", 128)?),
             None => None,
@@ -228,6 +244,7 @@ impl Server {
         let admin_addr = admin_listener.as_ref().map(local_addr_of).transpose()?;
         Ok(Server {
             config,
+            tls,
             listener,
             admin_listener,
             local_addr,
@@ -301,6 +318,7 @@ impl Server {
         panics::install_hook();
         let Server {
             config,
+            tls,
             listener,
             admin_listener,
             local_addr,
@@ -320,14 +338,20 @@ impl Server {
                 },
             )?)
         };
+        if config.proxy_protocol && config.trusted_proxies.is_empty() && config.log_connections {
+            log::warn!(target: "syncnet::server", "--proxy-protocol without --trusted-proxy: any peer may claim any client address");
+        }
         let inner = Arc::new(Inner {
-            config,
+            config: config.clone(),
             handler: Box::new(handler),
             metrics: Arc::clone(&metrics),
             active: Active::default(),
             ready: AtomicBool::new(true),
             stopping: AtomicBool::new(false),
             reject_logs: RejectReason::ALL.map(|_| LogEvery::new()),
+            access: AccessList::new(config.allow.clone(), config.deny.clone()),
+            per_ip: PerIpTable::new(config.max_conns_per_ip, config.conn_rate_per_ip),
+            tls,
             lifetime_timer,
         });
         let pool = Pool::new(
@@ -539,17 +563,25 @@ fn accept_loop(listener: &TcpListener, inner: &Arc<Inner>, pool: Pool) {
         match listener.accept() {
             Ok((stream, peer)) => {
                 inner.metrics.accepted.inc();
-                let waiting = Waiting {
+                let now = Instant::now();
+                let mut waiting = Waiting {
                     id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
                     stream,
                     peer: canonical_peer(peer),
-                    since: Instant::now(),
+                    since: now,
+                    ticket: None,
                 };
                 if inner.stopping.load(Ordering::SeqCst) {
                     inner.reject(waiting, RejectReason::Shutdown);
                     break;
                 }
-                pool.dispatch(waiting);
+                match inner.admit_on_accept(waiting.peer.ip(), now) {
+                    Ok(ticket) => {
+                        waiting.ticket = ticket;
+                        pool.dispatch(waiting);
+                    }
+                    Err(reason) => inner.reject(waiting, reason),
+                }
             }
             Err(_) if inner.stopping.load(Ordering::SeqCst) => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -612,6 +644,12 @@ pub(crate) struct Inner {
     stopping: AtomicBool,
     /// One gate per reject reason: at most one log line a second each.
     reject_logs: [LogEvery; RejectReason::ALL.len()],
+    /// `--allow` / `--deny`.
+    access: AccessList,
+    /// `--max-conns-per-ip` / `--conn-rate-per-ip`.
+    per_ip: Arc<PerIpTable>,
+    /// `--tls-cert` and friends: `None` for plain TCP.
+    tls: Option<Arc<rustls::ServerConfig>>,
     lifetime_timer: Option<FifoTimer<Weak<ConnShared>>>,
 }
 
@@ -645,69 +683,228 @@ impl Inner {
     }
 }
 
+/// What the prelude learned about a connection before its handler runs.
+struct Opened {
+    /// The client: the socket peer, or the address a PROXY header named.
+    peer: SocketAddr,
+    /// The balancer, when a PROXY header named another client.
+    proxy_peer: Option<SocketAddr>,
+    /// Plain, or the TLS session the handshake established.
+    transport: Transport,
+}
+
+impl Inner {
+    /// Admission on the accept thread, before the queue: allow/deny and the
+    /// per-IP limits. With `--proxy-protocol` the socket peer is a balancer:
+    /// only the trusted-proxy list applies here, the rest once the header
+    /// named the client (in [`Inner::prelude`]).
+    fn admit_on_accept(&self, ip: IpAddr, now: Instant) -> Result<Option<IpTicket>, RejectReason> {
+        if self.config.proxy_protocol {
+            let trusted = self.config.trusted_proxies.is_empty()
+                || self
+                    .config
+                    .trusted_proxies
+                    .iter()
+                    .any(|net| net.contains(ip));
+            return if trusted {
+                Ok(None)
+            } else {
+                Err(RejectReason::Denied)
+            };
+        }
+        self.admit_client(ip, now)
+    }
+
+    /// Allow/deny, then the per-IP count and rate, for the client `ip`.
+    fn admit_client(&self, ip: IpAddr, now: Instant) -> Result<Option<IpTicket>, RejectReason> {
+        if !self.access.permits(ip) {
+            return Err(RejectReason::Denied);
+        }
+        if self.per_ip.is_off() {
+            return Ok(None);
+        }
+        match self.per_ip.admit(ip, now) {
+            Ok(ticket) => Ok(Some(ticket)),
+            Err(Refusal::PerIpLimit) => Err(RejectReason::PerIpLimit),
+            Err(Refusal::RateLimit) => Err(RejectReason::RateLimit),
+        }
+    }
+
+    /// Everything between pick-up and the handler that may refuse the
+    /// connection: the PROXY header and the admission of the client it
+    /// names, then the TLS handshake and the client-certificate name check,
+    /// each under the handshake timeout.
+    fn prelude(
+        &self,
+        shared: &ConnShared,
+        socket_peer: SocketAddr,
+        ticket: &mut Option<IpTicket>,
+    ) -> Result<Opened, (RejectReason, Option<String>)> {
+        let mut opened = Opened {
+            peer: socket_peer,
+            proxy_peer: None,
+            transport: Transport::Plain,
+        };
+        if self.config.proxy_protocol {
+            let deadline = Instant::now() + self.config.handshake_timeout;
+            match proxy_protocol::read_header_tcp(&shared.stream, deadline) {
+                Ok(ProxyHeader::Proxied { source, .. }) => {
+                    let client = canonical_peer(source);
+                    *ticket = self
+                        .admit_client(client.ip(), Instant::now())
+                        .map_err(|reason| (reason, None))?;
+                    opened.peer = client;
+                    opened.proxy_peer = Some(socket_peer);
+                }
+                // A balancer's health check: served as the socket peer.
+                Ok(ProxyHeader::Local) => {}
+                Err(e) => return Err((RejectReason::Protocol, Some(e.to_string()))),
+            }
+        }
+        if let Some(config) = &self.tls {
+            let timeout = self.config.handshake_timeout;
+            let session = match crate::tls::accept(&shared.stream, Arc::clone(config), timeout) {
+                Ok(session) => session,
+                Err(e) => {
+                    self.metrics.tls_handshake_failures.inc();
+                    return Err((RejectReason::Tls, Some(e.to_string())));
+                }
+            };
+            let allow = &self
+                .config
+                .tls
+                .as_ref()
+                .map_or(&[][..], |t| &t.allow_names[..]);
+            if !crate::tls::name_allowed(&session, allow) {
+                return Err((
+                    RejectReason::Denied,
+                    Some("client certificate name not allowed".to_string()),
+                ));
+            }
+            opened.transport = Transport::Tls(Box::new(session));
+        }
+        Ok(opened)
+    }
+}
+
 impl Service for Inner {
     fn serve(&self, waiting: Waiting) -> Option<Arc<ConnShared>> {
         let Waiting {
-            id, stream, peer, ..
+            id,
+            stream,
+            peer: socket_peer,
+            mut ticket,
+            ..
         } = waiting;
         self.configure_socket(&stream);
-        let shared = Arc::new(ConnShared::new(id, peer, stream));
+        let shared = Arc::new(ConnShared::new(id, stream));
         if !self.active.insert(&shared) {
             // The drain began while this connection waited for a worker.
             self.metrics.rejected(RejectReason::Shutdown);
-            self.log_reject(id, peer, RejectReason::Shutdown);
+            self.log_reject(id, socket_peer, RejectReason::Shutdown, None);
             return Some(shared);
         }
         self.metrics.active.inc();
         self.metrics.workers_busy.inc();
+        let opened = match self.prelude(&shared, socket_peer, &mut ticket) {
+            Ok(opened) => opened,
+            Err((reason, detail)) => {
+                self.active.remove(id);
+                self.metrics.rejected(reason);
+                self.metrics.active.dec();
+                self.metrics.workers_busy.dec();
+                self.log_reject(id, socket_peer, reason, detail.as_deref());
+                drop(ticket);
+                return Some(shared);
+            }
+        };
         if let Some(timer) = &self.lifetime_timer {
             timer.schedule(Arc::downgrade(&shared));
         }
+        let fields = ConnFields {
+            conn_id: id,
+            peer: opened.peer,
+            proxy_peer: opened.proxy_peer,
+        };
         let log_connections = self.config.log_connections;
         if log_connections {
-            log::debug!(target: "syncnet::conn", conn_id = id, peer:% = peer; "connection opened");
+            conn_event(
+                log::Level::Debug,
+                format_args!("connection opened"),
+                fields,
+                &[],
+            );
         }
 
-        let mut conn = Conn::new(Arc::clone(&shared));
+        let throttle = (self.config.max_bytes_per_sec > 0).then(|| Throttle {
+            bucket: ReadThrottle::new(self.config.max_bytes_per_sec, Instant::now()),
+            drain: Arc::clone(&self.active.drain_signal),
+        });
+        let mut conn = Conn::new(
+            Arc::clone(&shared),
+            opened.transport,
+            opened.peer,
+            opened.proxy_peer,
+            throttle,
+        );
         let outcome = panics::catch(|| self.handler.handle(&mut conn));
+        if matches!(outcome, Ok(Ok(()))) {
+            conn.finish();
+        }
         let reason = self.close_reason(&conn, &outcome);
         let duration = conn.started().elapsed();
         drop(conn);
         self.active.remove(id);
         shared.report_bytes(&self.metrics);
-        let (bytes_in, bytes_out) = (shared.bytes_in(), shared.bytes_out());
+        drop(ticket);
 
         self.metrics.closed(reason);
         self.metrics.duration.observe(duration.as_secs_f64());
         self.metrics.active.dec();
         self.metrics.workers_busy.dec();
 
-        let duration_ms = duration.as_millis() as u64;
-        let reason_str = reason.as_str();
+        let summary = [
+            ("bytes_in", shared.bytes_in().into()),
+            ("bytes_out", shared.bytes_out().into()),
+            ("duration_ms", (duration.as_millis() as u64).into()),
+            ("reason", reason.as_str().into()),
+        ];
         match outcome {
             Err(panic) => {
                 self.metrics.handler_panics.inc();
-                log::error!(
-                    target: "syncnet::conn",
-                    conn_id = id, peer:% = peer, panic = panic.message,
-                    location = panic.location.unwrap_or_default(),
-                    bytes_in, bytes_out, duration_ms, reason = reason_str;
-                    "handler panicked: {}", panic.message
+                let location = panic.location.unwrap_or_default();
+                let details = [
+                    ("panic", panic.message.as_str().into()),
+                    ("location", location.as_str().into()),
+                ];
+                let fields_list: Vec<_> = summary.iter().chain(&details).cloned().collect();
+                conn_event(
+                    log::Level::Error,
+                    format_args!("handler panicked: {}", panic.message),
+                    fields,
+                    &fields_list,
                 );
             }
             Ok(Err(e)) if log_connections && reason == CloseReason::Error => {
-                log::info!(
-                    target: "syncnet::conn",
-                    conn_id = id, peer:% = peer, bytes_in, bytes_out, duration_ms,
-                    reason = reason_str, error:% = e;
-                    "connection closed"
+                let error = e.to_string();
+                let fields_list: Vec<_> = summary
+                    .iter()
+                    .cloned()
+                    .chain([("error", error.as_str().into())])
+                    .collect();
+                conn_event(
+                    log::Level::Info,
+                    format_args!("connection closed"),
+                    fields,
+                    &fields_list,
                 );
             }
             _ if log_connections => {
-                log::info!(
-                    target: "syncnet::conn",
-                    conn_id = id, peer:% = peer, bytes_in, bytes_out, duration_ms, reason = reason_str;
-                    "connection closed"
+                conn_event(
+                    log::Level::Info,
+                    format_args!("connection closed"),
+                    fields,
+                    &summary,
                 );
             }
             _ => {}
@@ -718,22 +915,41 @@ impl Service for Inner {
 
     fn reject(&self, waiting: Waiting, reason: RejectReason) {
         self.metrics.rejected(reason);
-        self.log_reject(waiting.id, waiting.peer, reason);
+        self.log_reject(waiting.id, waiting.peer, reason, None);
         drop(waiting.stream);
     }
 }
 
 impl Inner {
     /// Logs a rejection at `warn`, at most once a second per reason.
-    pub(crate) fn log_reject(&self, id: u64, peer: SocketAddr, reason: RejectReason) {
+    pub(crate) fn log_reject(
+        &self,
+        id: u64,
+        peer: SocketAddr,
+        reason: RejectReason,
+        detail: Option<&str>,
+    ) {
         if !self.config.log_connections {
             return;
         }
         if let Some(suppressed) = self.reject_logs[reason as usize].allow() {
-            log::warn!(
-                target: "syncnet::conn",
-                conn_id = id, peer:% = peer, reason = reason.as_str(), suppressed;
-                "connection rejected"
+            let fields = ConnFields {
+                conn_id: id,
+                peer,
+                proxy_peer: None,
+            };
+            let mut extra = vec![
+                ("reason", reason.as_str().into()),
+                ("suppressed", suppressed.into()),
+            ];
+            if let Some(detail) = detail {
+                extra.push(("error", detail.into()));
+            }
+            conn_event(
+                log::Level::Warn,
+                format_args!("connection rejected"),
+                fields,
+                &extra,
             );
         }
     }

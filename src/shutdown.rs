@@ -17,9 +17,36 @@ use crossbeam_channel::{Receiver, bounded};
 use crate::Error;
 use crate::conn::ConnShared;
 
+/// Tells waiting threads that the drain began: a throttled read's sleep
+/// ends early on it.
+#[derive(Debug, Default)]
+pub(crate) struct DrainSignal {
+    started: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl DrainSignal {
+    fn raise(&self) {
+        *self.started.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.cond.notify_all();
+    }
+
+    /// Sleeps up to `timeout`; returns `true` (at once) if the drain began.
+    pub(crate) fn wait(&self, timeout: std::time::Duration) -> bool {
+        let started = self.started.lock().unwrap_or_else(|p| p.into_inner());
+        let (started, _) = self
+            .cond
+            .wait_timeout_while(started, timeout, |started| !*started)
+            .unwrap_or_else(|p| p.into_inner());
+        *started
+    }
+}
+
 /// The registry of connections a worker is serving, and the drain state.
 #[derive(Default)]
 pub(crate) struct Active {
+    /// Raised with the drain, for threads that sleep outside socket calls.
+    pub(crate) drain_signal: Arc<DrainSignal>,
     state: Mutex<ActiveState>,
     /// Signalled whenever a connection leaves the registry.
     emptied: Condvar,
@@ -79,6 +106,7 @@ impl Active {
         let mut state = self.lock();
         state.draining = true;
         self.draining.store(true, Ordering::SeqCst);
+        self.drain_signal.raise();
         for conn in state.conns.values() {
             let _ = conn.stream.shutdown(Shutdown::Read);
         }
