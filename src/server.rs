@@ -25,7 +25,7 @@ use crate::pool::{Pool, PoolConfig, PoolShared, Service, Waiting};
 use crate::proxy_protocol::{self, ProxyHeader};
 use crate::shutdown::{self, Active, Latch};
 use crate::timer::FifoTimer;
-use crate::{Error, admin, panics};
+use crate::{Cidr, Error, TlsSettings, admin, panics};
 
 /// A connection handler: called once per connection, on a worker thread.
 ///
@@ -142,6 +142,53 @@ impl Builder {
     /// Admin endpoint address, or `None` for none. Defaults to `Some("127.0.0.1:9464")`.
     pub fn admin(mut self, addr: Option<&str>) -> Self {
         self.config.admin = addr.map(str::to_string);
+        self
+    }
+    /// Adds a network to the allow list (when the list is not empty, only
+    /// its networks may connect). Defaults to empty: all may.
+    pub fn allow(mut self, net: Cidr) -> Self {
+        self.config.allow.push(net);
+        self
+    }
+    /// Adds a network to the deny list; deny wins over allow. Defaults to empty.
+    pub fn deny(mut self, net: Cidr) -> Self {
+        self.config.deny.push(net);
+        self
+    }
+    /// Most open connections from one client IP; 0 = no limit. Defaults to 0.
+    pub fn max_conns_per_ip(mut self, n: u32) -> Self {
+        self.config.max_conns_per_ip = n;
+        self
+    }
+    /// New connections per second from one client IP (burst `n`); 0 = no limit. Defaults to 0.
+    pub fn conn_rate_per_ip(mut self, n: u32) -> Self {
+        self.config.conn_rate_per_ip = n;
+        self
+    }
+    /// Per-connection cap on bytes read per second; 0 = none. Defaults to 0.
+    pub fn max_bytes_per_sec(mut self, n: u64) -> Self {
+        self.config.max_bytes_per_sec = n;
+        self
+    }
+    /// Serve TLS with these files (mTLS when `client_ca` is set). Defaults to plain TCP.
+    pub fn tls(mut self, settings: TlsSettings) -> Self {
+        self.config.tls = Some(settings);
+        self
+    }
+    /// Longest TLS handshake or PROXY header read; must be above 0. Defaults to 10 s.
+    pub fn handshake_timeout(mut self, d: Duration) -> Self {
+        self.config.handshake_timeout = d;
+        self
+    }
+    /// Expect a PROXY protocol v1/v2 header on every connection. Defaults to `false`.
+    pub fn proxy_protocol(mut self, on: bool) -> Self {
+        self.config.proxy_protocol = on;
+        self
+    }
+    /// With `proxy_protocol`, accept connections only from this network
+    /// (repeatable). Defaults to empty: from anyone.
+    pub fn trusted_proxy(mut self, net: Cidr) -> Self {
+        self.config.trusted_proxies.push(net);
         self
     }
     /// Replaces every setting at once.
