@@ -54,7 +54,11 @@ pub fn closed_by_server(stream: &mut TcpStream) -> bool {
 /// GET `path` from an admin endpoint: (status, body).
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut stream = connect(addr);
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut reply = String::new();
     stream.read_to_string(&mut reply).expect("read http reply");
     let status = reply
@@ -105,4 +109,84 @@ pub fn wait_metric(handle: &ServerHandle, sample: &str, value: f64) {
     wait_until(&format!("{sample} == {value}"), || {
         metric(&metrics(handle), sample) == value
     });
+}
+
+/// Starts a server from `builder` with a custom handler.
+pub fn spawn_with(builder: Builder, handler: impl syncnet::Handler) -> ServerHandle {
+    builder
+        .build()
+        .expect("server builds")
+        .spawn(handler)
+        .expect("server starts")
+}
+
+/// `n` random bytes.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    use rand::RngExt;
+    let mut data = vec![0u8; n];
+    rand::rng().fill(&mut data[..]);
+    data
+}
+
+/// Panics unless the server closes `stream` (EOF or reset) within [`WAIT`]
+/// without sending anything first.
+pub fn expect_closed_by_server(stream: &mut TcpStream) {
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => panic!("expected the server to close, got {n} bytes"),
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+            ),
+            "expected EOF or reset, got {e}"
+        ),
+    }
+}
+
+/// Panics if anything (data or EOF) arrives on `stream` within `quiet`.
+/// Restores the read timeout to [`WAIT`] afterwards.
+pub fn expect_silent(stream: &mut TcpStream, quiet: Duration) {
+    stream.set_read_timeout(Some(quiet)).unwrap();
+    let mut buf = [0u8; 64];
+    let got = stream.read(&mut buf);
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    match got {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) => {}
+        Ok(0) => panic!("expected silence, but the server closed the connection"),
+        Ok(n) => panic!("expected silence, got {n} bytes"),
+        Err(e) => panic!("expected silence, got {e}"),
+    }
+}
+
+/// A client connected to `addr` from the local address `local_ip` (e.g.
+/// 127.0.0.2: every 127/8 address is loopback on Linux), with read and write
+/// timeouts of [`WAIT`]. Binds before connecting, so the server sees that
+/// address as the peer.
+pub fn connect_from(local_ip: impl Into<std::net::IpAddr>, addr: SocketAddr) -> TcpStream {
+    let local = SocketAddr::new(local_ip.into(), 0);
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .expect("create a client socket");
+    socket
+        .bind(&local.into())
+        .unwrap_or_else(|e| panic!("bind the client socket to {local}: {e}"));
+    socket
+        .connect_timeout(&addr.into(), WAIT)
+        .unwrap_or_else(|e| panic!("connect from {local} to {addr}: {e}"));
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.set_write_timeout(Some(WAIT)).unwrap();
+    stream
 }

@@ -1,0 +1,144 @@
+//! Behind a real HAProxy (TCP mode, `send-proxy-v2`): syncnet logs the client HAProxy relayed as `peer` (HAProxy as `proxy_peer`) and applies `--max-conns-per-ip` to that client, not to HAProxy. Skipped when `haproxy` is not installed (a failure when CI=true).
+
+#[path = "support/binary.rs"]
+mod binary;
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use binary::{Binary, TempFile};
+use support::*;
+
+/// The `haproxy` executable, or `None` (after saying why) when it is not
+/// installed and CI is not set.
+fn haproxy_path() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).collect())
+        .unwrap_or_default();
+    dirs.extend(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from));
+    let found = dirs
+        .into_iter()
+        .map(|dir| dir.join("haproxy"))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        assert!(!ci, "`haproxy` is required when CI=true");
+        eprintln!("skipped: `haproxy` is not installed");
+    }
+    found
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("pick a free port")
+        .port()
+}
+
+/// HAProxy in the foreground, killed and reaped on drop.
+struct Haproxy {
+    child: Child,
+    front: SocketAddr,
+    _config: TempFile,
+}
+
+impl Haproxy {
+    /// Starts HAProxy on a free port of 127.0.0.1, relaying to `backend`
+    /// with a PROXY v2 header, and waits until it accepts connections.
+    fn start(exe: PathBuf, backend: SocketAddr) -> Haproxy {
+        let front = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let config = TempFile::new(
+            ".cfg",
+            &format!(
+                "global\n    maxconn 256\n    nbthread 1\n\
+                 defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+                 frontend fe\n    bind {front}\n    default_backend be\n\
+                 backend be\n    server syncnet {backend} send-proxy-v2\n"
+            ),
+        );
+        let child = Command::new(exe)
+            .arg("-f")
+            .arg(config.path())
+            .arg("-db")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start haproxy");
+        let mut haproxy = Haproxy {
+            child,
+            front,
+            _config: config,
+        };
+        wait_until("haproxy accepts connections", || {
+            if let Ok(Some(status)) = haproxy.child.try_wait() {
+                let mut errors = String::new();
+                if let Some(mut stderr) = haproxy.child.stderr.take() {
+                    let _ = stderr.read_to_string(&mut errors);
+                }
+                panic!("haproxy exited ({status}):\n{errors}");
+            }
+            TcpStream::connect(front).is_ok()
+        });
+        haproxy
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn behind_haproxy_the_relayed_client_is_logged_and_limited() {
+    let Some(exe) = haproxy_path() else {
+        return;
+    };
+    let mut server = Binary::serve(&[
+        "--proxy-protocol",
+        "--trusted-proxy",
+        "127.0.0.1/32",
+        "--max-conns-per-ip",
+        "1",
+    ]);
+    let haproxy = Haproxy::start(exe, server.listen);
+
+    let mut first = connect_from(Ipv4Addr::new(127, 0, 0, 2), haproxy.front);
+    assert_eq!(echo_once(&mut first, b"hello\n"), b"hello\n");
+
+    // A second one from the same client: syncnet refuses it, HAProxy
+    // passes the close on.
+    let mut second = connect_from(Ipv4Addr::new(127, 0, 0, 2), haproxy.front);
+    let _ = second.write_all(b"hello\n");
+    expect_closed_by_server(&mut second);
+    wait_until("the per-IP refusal is counted", || {
+        metric(
+            &server.metrics(),
+            "syncnet_connections_rejected_total{reason=\"per_ip_limit\"}",
+        ) == 1.0
+    });
+
+    // Another client through the same HAProxy is served.
+    let mut other = connect_from(Ipv4Addr::new(127, 0, 0, 3), haproxy.front);
+    assert_eq!(echo_once(&mut other, b"hello\n"), b"hello\n");
+
+    let first_addr = first.local_addr().expect("local addr").to_string();
+    first.shutdown(Shutdown::Write).expect("half-close");
+    let mut rest = Vec::new();
+    first
+        .read_to_end(&mut rest)
+        .expect("read until the server closes");
+    assert!(rest.is_empty(), "{rest:?}");
+    let line = server.expect_json("the first client's close line", |v| {
+        v["msg"] == "connection closed" && v["peer"] == first_addr.as_str()
+    });
+    let proxy_peer = line["proxy_peer"].as_str().unwrap_or_default();
+    assert!(proxy_peer.starts_with("127.0.0.1:"), "{line}");
+    assert_eq!(line["bytes_in"], 6, "{line}");
+}
