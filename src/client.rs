@@ -84,8 +84,8 @@ impl Client {
     /// As [`Client::connect`]; [`Error::Config`] naming the flag for
     /// unusable TLS files; [`Error::Io`] when the handshake fails.
     pub fn connect_tls(addr: &str, timeout: Duration, tls: &ClientTls) -> Result<Client, Error> {
-        let config = crate::tls::client_config(tls).map_err(|e| Error::Config {
-            setting: e.flag().to_string(),
+        let config = crate::tls::client_config(tls).map_err(|e| Error::Tls {
+            setting: e.flag(),
             message: e.to_string(),
         })?;
         let plain = Client::connect(addr, timeout)?;

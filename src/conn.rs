@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::limits::ReadThrottle;
 use crate::metrics::{CloseReason, Metrics};
@@ -120,7 +120,17 @@ pub struct Conn {
     timed_out: Option<CloseReason>,
     /// `--max-bytes-per-sec`: paces reads; `None` when off.
     throttle: Option<Throttle>,
+    /// Raised when the server starts draining.
+    drain: Arc<DrainSignal>,
+    /// True once a read during the drain declared end of input.
+    drain_eof: bool,
 }
+
+/// During the drain, how long the receive queue must stay empty before a
+/// read reports end of input (see [`Conn::read_during_drain`]).
+const DRAIN_QUIET: Duration = Duration::from_millis(300);
+/// How often the queue is looked at during that quiet period.
+const DRAIN_POLL: Duration = Duration::from_millis(5);
 
 /// How bytes travel: straight on the socket, or through a TLS session.
 /// Handlers never see the difference.
@@ -135,7 +145,6 @@ pub(crate) enum Transport {
 #[derive(Debug)]
 pub(crate) struct Throttle {
     pub bucket: ReadThrottle,
-    pub drain: Arc<DrainSignal>,
 }
 
 impl Conn {
@@ -145,6 +154,7 @@ impl Conn {
         peer: SocketAddr,
         proxy_peer: Option<SocketAddr>,
         throttle: Option<Throttle>,
+        drain: Arc<DrainSignal>,
     ) -> Conn {
         Conn {
             shared,
@@ -154,6 +164,8 @@ impl Conn {
             started: Instant::now(),
             timed_out: None,
             throttle,
+            drain,
+            drain_eof: false,
         }
     }
 
@@ -230,15 +242,62 @@ impl Conn {
 impl Conn {
     /// How much of `want` bytes a read may take under the throttle, after
     /// waiting for tokens if there are none; no limit once shutdown started.
-    fn throttled_len(throttle: &mut Throttle, want: usize) -> usize {
+    fn throttled_len(throttle: &mut Throttle, drain: &DrainSignal, want: usize) -> usize {
         loop {
             match throttle.bucket.allowance(want, Instant::now()) {
                 Ok(n) => return n,
                 Err(wait) => {
-                    if throttle.drain.wait(wait) {
+                    if drain.wait(wait) {
                         return want;
                     }
                 }
+            }
+        }
+    }
+
+    /// One read from the socket or the TLS session.
+    #[inline]
+    fn read_transport(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.transport {
+            Transport::Plain => (&self.shared.stream).read(buf),
+            Transport::Tls(tls) => crate::tls::tls_read(tls.as_mut(), &self.shared.stream, buf),
+        }
+    }
+
+    /// A read returned 0 during the drain. The drain shut the reading side
+    /// down, and from then on a read returns 0 whenever the receive queue is
+    /// momentarily empty — even while bytes the client sent before the
+    /// shutdown are still on their way. So end of input is reported only
+    /// once the queue stayed empty for [`DRAIN_QUIET`]; bytes that arrive
+    /// in that time are returned. This costs nothing outside the drain.
+    fn read_during_drain(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.drain_eof || buf.is_empty() {
+            return Ok(0);
+        }
+        let quiet_until = Instant::now() + DRAIN_QUIET;
+        while Instant::now() < quiet_until {
+            std::thread::sleep(DRAIN_POLL);
+            let n = self.read_transport(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+        }
+        self.drain_eof = true;
+        Ok(0)
+    }
+
+    /// Reads and drops what is still queued on a drained connection, so
+    /// closing it sends FIN, not RST: a reset would make the client discard
+    /// replies it has not read yet.
+    pub(crate) fn discard_unread(&mut self) {
+        if !self.drain.is_raised() {
+            return;
+        }
+        let mut scratch = [0u8; 4096];
+        for _ in 0..1024 {
+            match self.read_transport(&mut scratch) {
+                Ok(n) if n > 0 => {}
+                _ => return,
             }
         }
     }
@@ -250,13 +309,13 @@ impl Read for Conn {
         let buf = match &mut self.throttle {
             None => buf,
             Some(throttle) => {
-                let n = Self::throttled_len(throttle, buf.len());
+                let n = Self::throttled_len(throttle, &self.drain, buf.len());
                 &mut buf[..n]
             }
         };
-        let result = match &mut self.transport {
-            Transport::Plain => (&self.shared.stream).read(buf),
-            Transport::Tls(tls) => crate::tls::tls_read(tls.as_mut(), &self.shared.stream, buf),
+        let result = match self.read_transport(buf) {
+            Ok(0) if self.drain.is_raised() => self.read_during_drain(buf),
+            other => other,
         };
         match result {
             Ok(n) => {

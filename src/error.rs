@@ -21,6 +21,14 @@ pub enum Error {
         /// What is wrong with it, naming the value.
         message: String,
     },
+    /// A TLS file is missing, unreadable or unusable (a certificate without
+    /// its key, a key that does not match, a CA bundle with no certificate).
+    Tls {
+        /// The flag the file was given with, e.g. `--tls-cert`.
+        setting: &'static str,
+        /// What is wrong; names the flag and the path.
+        message: String,
+    },
     /// A configuration file could not be read or parsed.
     ConfigFile {
         /// The file that was given with `--config`.
@@ -74,7 +82,10 @@ impl Error {
     /// ```
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config { .. } | Error::ConfigFile { .. } | Error::Address { .. } => 2,
+            Error::Config { .. }
+            | Error::Tls { .. }
+            | Error::ConfigFile { .. }
+            | Error::Address { .. } => 2,
             Error::Interrupted => 130,
             _ => 1,
         }
@@ -101,6 +112,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Config { setting, message } => write!(f, "invalid {setting}: {message}"),
+            Error::Tls { message, .. } => write!(f, "{message}"),
             Error::ConfigFile { path, message } => {
                 write!(f, "config file {}: {message}", path.display())
             }

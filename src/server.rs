@@ -274,12 +274,10 @@ impl Server {
         config.validate()?;
         let tls = match &config.tls {
             Some(settings) => {
-                Some(
-                    crate::tls::server_config(settings).map_err(|e| Error::Config {
-                        setting: e.flag().to_string(),
-                        message: e.to_string(),
-                    })?,
-                )
+                Some(crate::tls::server_config(settings).map_err(|e| Error::Tls {
+                    setting: e.flag(),
+                    message: e.to_string(),
+                })?)
             }
             None => None,
         };
@@ -885,7 +883,6 @@ impl Service for Inner {
 
         let throttle = (self.config.max_bytes_per_sec > 0).then(|| Throttle {
             bucket: ReadThrottle::new(self.config.max_bytes_per_sec, Instant::now()),
-            drain: Arc::clone(&self.active.drain_signal),
         });
         let mut conn = Conn::new(
             Arc::clone(&shared),
@@ -893,10 +890,12 @@ impl Service for Inner {
             opened.peer,
             opened.proxy_peer,
             throttle,
+            Arc::clone(&self.active.drain_signal),
         );
         let outcome = panics::catch(|| self.handler.handle(&mut conn));
         if matches!(outcome, Ok(Ok(()))) {
             conn.finish();
+            conn.discard_unread();
         }
         let reason = self.close_reason(&conn, &outcome);
         let duration = conn.started().elapsed();

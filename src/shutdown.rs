@@ -23,12 +23,20 @@ use crate::conn::ConnShared;
 pub(crate) struct DrainSignal {
     started: Mutex<bool>,
     cond: Condvar,
+    /// Mirrors `started` for a lock-free check on the read path.
+    raised: AtomicBool,
 }
 
 impl DrainSignal {
     fn raise(&self) {
+        self.raised.store(true, Ordering::SeqCst);
         *self.started.lock().unwrap_or_else(|p| p.into_inner()) = true;
         self.cond.notify_all();
+    }
+
+    /// True once the drain began.
+    pub(crate) fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::SeqCst)
     }
 
     /// Sleeps up to `timeout`; returns `true` (at once) if the drain began.
@@ -106,6 +114,8 @@ impl Active {
         let mut state = self.lock();
         state.draining = true;
         self.draining.store(true, Ordering::SeqCst);
+        // Raised before the first shutdown, so a read that returns 0 because
+        // of it always finds the flag set.
         self.drain_signal.raise();
         for conn in state.conns.values() {
             let _ = conn.stream.shutdown(Shutdown::Read);
