@@ -9,7 +9,7 @@
 //! The pool knows nothing about handlers: it calls [`Service::serve`] on a
 //! worker thread and [`Service::reject`] for connections it turns away.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -26,9 +26,9 @@ use crate::timer::FifoTimer;
 /// An accepted connection on its way to a worker.
 #[derive(Debug)]
 pub(crate) struct Waiting {
-    /// Process-wide connection id, the `conn_id` of its log lines.
-    pub id: u64,
-    pub stream: TcpStream,
+    /// The socket and its counters, allocated on the accept thread (so a
+    /// worker's first connection needs no allocation: fewer stack pages).
+    pub conn: Arc<ConnShared>,
     pub peer: SocketAddr,
     /// When it was put in the queue.
     pub since: Instant,
@@ -160,18 +160,12 @@ impl Pool {
             pool.finish_rejected(waiting, RejectReason::Overload);
             return;
         }
-        let mut live = pool.live.load(SeqCst);
-        if in_flight > live && live < pool.workers {
-            if let Err(e) = self.spawn_worker() {
-                log::error!(target: "syncnet::pool", error:% = e; "cannot start a worker thread");
-                pool.finish_rejected(waiting, RejectReason::Overload);
-                return;
-            }
-            live += 1;
-        }
+        let live = pool.live.load(SeqCst);
+        let start_worker = in_flight > live && live < pool.workers;
+        let workers_for_it = live + usize::from(start_worker);
         // More in flight than workers: this one waits, so arm its queue timeout.
         let job = match &self.queue_timer {
-            Some(timer) if in_flight > live => {
+            Some(timer) if in_flight > workers_for_it => {
                 let slot = Arc::new(Mutex::new(Some(waiting)));
                 timer.schedule(Arc::clone(&slot));
                 Job::Timed(slot)
@@ -181,10 +175,24 @@ impl Pool {
         pool.metrics.queued.inc();
         if let Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) =
             self.jobs.try_send(job)
-            && let Some(waiting) = job.claim()
         {
-            pool.metrics.queued.dec();
-            pool.finish_rejected(waiting, RejectReason::Overload);
+            if let Some(waiting) = job.claim() {
+                pool.metrics.queued.dec();
+                pool.finish_rejected(waiting, RejectReason::Overload);
+            }
+            return;
+        }
+        // Queue first, then start the worker: it finds its connection waiting
+        // and never blocks (nor allocates) before serving it.
+        if start_worker && let Err(e) = self.spawn_worker() {
+            log::error!(target: "syncnet::pool", error:% = e; "cannot start a worker thread");
+            // One connection fewer can be served: close one waiting (overload).
+            if let Ok(job) = pool.jobs.try_recv()
+                && let Some(waiting) = job.claim()
+            {
+                pool.metrics.queued.dec();
+                pool.finish_rejected(waiting, RejectReason::Overload);
+            }
         }
     }
 
@@ -276,7 +284,7 @@ impl PoolShared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
 
     /// A service that holds each connection until told to let it go.
     struct Holding {
@@ -287,12 +295,12 @@ mod tests {
 
     impl Service for Holding {
         fn serve(&self, conn: Waiting) -> Option<Arc<ConnShared>> {
-            let _ = self.served.send(conn.id);
+            let _ = self.served.send(conn.conn.id);
             let _ = self.release.recv_timeout(Duration::from_secs(10));
             None
         }
         fn reject(&self, conn: Waiting, reason: RejectReason) {
-            let _ = self.rejected.send((conn.id, reason));
+            let _ = self.rejected.send((conn.conn.id, reason));
         }
     }
 
@@ -300,8 +308,7 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (stream, peer) = listener.accept().unwrap();
         let w = Waiting {
-            id,
-            stream,
+            conn: Arc::new(ConnShared::new(id, stream)),
             peer,
             since: Instant::now(),
             ticket: None,

@@ -609,9 +609,9 @@ fn accept_loop(listener: &TcpListener, inner: &Arc<Inner>, pool: Pool) {
             Ok((stream, peer)) => {
                 inner.metrics.accepted.inc();
                 let now = Instant::now();
+                let id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
                 let mut waiting = Waiting {
-                    id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
-                    stream,
+                    conn: Arc::new(ConnShared::new(id, stream)),
                     peer: canonical_peer(peer),
                     since: now,
                     ticket: None,
@@ -779,6 +779,10 @@ impl Inner {
     /// connection: the PROXY header and the admission of the client it
     /// names, then the TLS handshake and the client-certificate name check,
     /// each under the handshake timeout.
+    ///
+    /// Never inlined: its locals (a TLS handshake's) would otherwise widen
+    /// `serve`'s stack frame, which every held connection's thread keeps.
+    #[inline(never)]
     fn prelude(
         &self,
         shared: &ConnShared,
@@ -835,14 +839,13 @@ impl Inner {
 impl Service for Inner {
     fn serve(&self, waiting: Waiting) -> Option<Arc<ConnShared>> {
         let Waiting {
-            id,
-            stream,
+            conn: shared,
             peer: socket_peer,
             mut ticket,
             ..
         } = waiting;
-        self.configure_socket(&stream);
-        let shared = Arc::new(ConnShared::new(id, stream));
+        let id = shared.id;
+        self.configure_socket(&shared.stream);
         if !self.active.insert(&shared) {
             // The drain began while this connection waited for a worker.
             self.metrics.rejected(RejectReason::Shutdown);
@@ -905,10 +908,38 @@ impl Service for Inner {
         drop(ticket);
 
         self.metrics.closed(reason);
+        if reason == CloseReason::Panic {
+            self.metrics.handler_panics.inc();
+        }
         self.metrics.duration.observe(duration.as_secs_f64());
         self.metrics.active.dec();
         self.metrics.workers_busy.dec();
 
+        self.log_close(fields, &shared, duration, reason, outcome);
+        // The last reference: the pool drops it, closing the socket.
+        Some(shared)
+    }
+
+    fn reject(&self, waiting: Waiting, reason: RejectReason) {
+        self.metrics.rejected(reason);
+        self.log_reject(waiting.conn.id, waiting.peer, reason, None);
+        drop(waiting.conn);
+    }
+}
+
+impl Inner {
+    /// Logs the close line (or the panic line) of a connection. Never
+    /// inlined, to keep `serve`'s stack frame small.
+    #[inline(never)]
+    fn log_close(
+        &self,
+        fields: ConnFields,
+        shared: &ConnShared,
+        duration: Duration,
+        reason: CloseReason,
+        outcome: Result<io::Result<()>, panics::CaughtPanic>,
+    ) {
+        let log_connections = self.config.log_connections;
         let summary = [
             ("bytes_in", shared.bytes_in().into()),
             ("bytes_out", shared.bytes_out().into()),
@@ -917,7 +948,6 @@ impl Service for Inner {
         ];
         match outcome {
             Err(panic) => {
-                self.metrics.handler_panics.inc();
                 let location = panic.location.unwrap_or_default();
                 let details = [
                     ("panic", panic.message.as_str().into()),
@@ -955,18 +985,8 @@ impl Service for Inner {
             }
             _ => {}
         }
-        // The last reference: the pool drops it, closing the socket.
-        Some(shared)
     }
 
-    fn reject(&self, waiting: Waiting, reason: RejectReason) {
-        self.metrics.rejected(reason);
-        self.log_reject(waiting.id, waiting.peer, reason, None);
-        drop(waiting.stream);
-    }
-}
-
-impl Inner {
     /// Logs a rejection at `warn`, at most once a second per reason.
     pub(crate) fn log_reject(
         &self,

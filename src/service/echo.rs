@@ -2,15 +2,15 @@
 
 use std::io::{self, Read, Write};
 
-/// The first buffer, on the stack: one page, enough for request/response
-/// traffic. Only the pages a thread touches cost memory, so a held idle
-/// connection stays small.
-const SMALL_BUFFER: usize = 4 * 1024;
+/// The first buffer, on the worker's stack: enough for request/response
+/// traffic. Small on purpose: only the stack pages a thread touches cost
+/// memory, and a held idle connection then stays within two pages.
+const SMALL_BUFFER: usize = 512;
 
-/// The buffer a connection moves to when a read fills the small one: bulk
-/// transfers then go in 64 KiB system calls. On the heap, and only for
-/// connections that need it.
-const LARGE_BUFFER: usize = 64 * 1024;
+/// The heap buffers a connection moves through when reads keep filling the
+/// one it has: 16 KiB, then 64 KiB, so bulk transfers go in large system
+/// calls while small-message connections never pay for them.
+const HEAP_BUFFERS: [usize; 2] = [16 * 1024, 64 * 1024];
 
 /// Writes back every byte read from `stream` until end of input.
 ///
@@ -44,8 +44,15 @@ pub fn echo<S: Read + Write + ?Sized>(stream: &mut S) -> io::Result<()> {
     if echo_with(stream, &mut small, true)? == Echoed::AllOfIt {
         return Ok(());
     }
-    let mut large = vec![0u8; LARGE_BUFFER];
-    echo_with(stream, &mut large, false).map(drop)
+    let mut heap = Vec::new();
+    for (i, size) in HEAP_BUFFERS.into_iter().enumerate() {
+        heap.resize(size, 0);
+        let last = i + 1 == HEAP_BUFFERS.len();
+        if echo_with(stream, &mut heap, !last)? == Echoed::AllOfIt {
+            break;
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, PartialEq)]
