@@ -106,6 +106,7 @@
 #![warn(clippy::all)]
 
 mod admin;
+pub mod bench;
 mod client;
 mod config;
 mod conn;
