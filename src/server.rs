@@ -272,6 +272,11 @@ impl Server {
     /// As [`Builder::build`].
     pub fn from_listener(listener: TcpListener, config: ServerConfig) -> Result<Server, Error> {
         config.validate()?;
+        if OPTIONS_INHERITED {
+            let local = local_addr_of(&listener)?;
+            set_connection_options(SockRef::from(&listener), &config)
+                .map_err(|e| Error::io(format!("setting socket options on {local}"), e))?;
+        }
         let tls = match &config.tls {
             Some(settings) => {
                 Some(crate::tls::server_config(settings).map_err(|e| Error::Tls {
@@ -629,7 +634,13 @@ fn accept_loop(listener: &TcpListener, inner: &Arc<Inner>, pool: Pool) {
                 }
             }
             Err(_) if inner.stopping.load(Ordering::SeqCst) => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // EINTR, or the idle timeout the listener carries for its
+            // connections (SO_RCVTIMEO also bounds accept): nothing to do.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => {
                 let kind = classify_accept_error(&e);
                 inner.metrics.accept_error(kind);
@@ -698,20 +709,30 @@ pub(crate) struct Inner {
     lifetime_timer: Option<FifoTimer<Weak<ConnShared>>>,
 }
 
-impl Inner {
-    /// Sets the per-connection socket options. A failure means the peer is
-    /// already gone; the first read or write will report it.
-    fn configure_socket(&self, stream: &TcpStream) {
-        let socket = SockRef::from(stream);
-        let config = &self.config;
-        let timeout = |d: Duration| (!d.is_zero()).then_some(d);
-        let _ = stream.set_nodelay(config.nodelay);
-        let _ = stream.set_read_timeout(timeout(config.idle_timeout));
-        let _ = stream.set_write_timeout(timeout(config.write_timeout));
-        if !config.keepalive.is_zero() {
-            let _ = socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(config.keepalive));
-        }
+/// Sets the per-connection socket options: `TCP_NODELAY`, the idle and write
+/// timeouts (`SO_RCVTIMEO`/`SO_SNDTIMEO`) and TCP keepalive.
+///
+/// On Linux an accepted socket inherits all of these from its listener, so
+/// they are set once on the listener ([`Server::from_listener`]) and cost no
+/// system call per connection; elsewhere the worker sets them on each
+/// accepted socket. A failure on an accepted socket means the peer is already
+/// gone; its first read or write reports it.
+fn set_connection_options(socket: SockRef<'_>, config: &ServerConfig) -> io::Result<()> {
+    let timeout = |d: Duration| (!d.is_zero()).then_some(d);
+    socket.set_tcp_nodelay(config.nodelay)?;
+    socket.set_read_timeout(timeout(config.idle_timeout))?;
+    socket.set_write_timeout(timeout(config.write_timeout))?;
+    if config.keepalive.is_zero() {
+        socket.set_keepalive(false)
+    } else {
+        socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(config.keepalive))
     }
+}
+
+/// True where accepted sockets inherit [`set_connection_options`] from the listener.
+const OPTIONS_INHERITED: bool = cfg!(target_os = "linux");
+
+impl Inner {
 
     fn close_reason(
         &self,
@@ -845,7 +866,9 @@ impl Service for Inner {
             ..
         } = waiting;
         let id = shared.id;
-        self.configure_socket(&shared.stream);
+        if !OPTIONS_INHERITED {
+            let _ = set_connection_options(SockRef::from(&shared.stream), &self.config);
+        }
         if !self.active.insert(&shared) {
             // The drain began while this connection waited for a worker.
             self.metrics.rejected(RejectReason::Shutdown);
@@ -1049,6 +1072,30 @@ mod tests {
         let aborted = io::Error::from(io::ErrorKind::ConnectionAborted);
         assert_eq!(classify_accept_error(&aborted), AcceptErrorKind::Other);
         assert!(is_per_connection(&aborted));
+    }
+
+    #[test]
+    fn accepted_sockets_carry_the_connection_options() {
+        let config = ServerConfig {
+            idle_timeout: Duration::from_millis(1500),
+            write_timeout: Duration::from_millis(2500),
+            keepalive: Duration::from_secs(42),
+            nodelay: true,
+            ..ServerConfig::default()
+        };
+        let listener = bind("127.0.0.1:0", "--listen", 8).unwrap();
+        set_connection_options(SockRef::from(&listener), &config).unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        if !OPTIONS_INHERITED {
+            set_connection_options(SockRef::from(&accepted), &config).unwrap();
+        }
+        assert!(accepted.nodelay().unwrap());
+        assert_eq!(accepted.read_timeout().unwrap(), Some(Duration::from_millis(1500)));
+        assert_eq!(accepted.write_timeout().unwrap(), Some(Duration::from_millis(2500)));
+        let socket = SockRef::from(&accepted);
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(socket.tcp_keepalive_time().unwrap(), Duration::from_secs(42));
     }
 
     #[test]
