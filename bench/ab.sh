@@ -7,7 +7,8 @@
 # the load (echo-load pingpong, 64-byte messages) to core $LOAD_CPU. Each pair
 # runs A then B (B then A on odd pairs, so drift cancels), fresh servers each
 # time. With SCRAPE_B=1, /metrics of B's admin endpoint (admin port given as
-# {admin} in the command) is fetched every 100 ms during B's runs.
+# {admin} in the command) is fetched every 100 ms during B's runs, by one
+# python3 process pinned to the load generator's core.
 # Prints one line per run and the median of the per-pair ratios B/A of
 # server CPU µs per request.
 #
@@ -44,10 +45,21 @@ run_one() { # label command scrape
     sleep 0.05
   done
   if [ "$scrape" = 1 ]; then
-    ( while kill -0 "$pid" 2>/dev/null; do
-        curl -s -o /dev/null "http://127.0.0.1:$admin/metrics" || true
-        sleep 0.1
-      done ) &
+    # One long-lived scraper process on the load generator's core, so the
+    # scrapes cost the server only what it does to answer them.
+    taskset -c "$LOAD_CPU" python3 - "$admin" <<'PY' &
+import socket, sys, time
+port = int(sys.argv[1])
+while True:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            while s.recv(65536):
+                pass
+    except OSError:
+        pass
+    time.sleep(0.1)
+PY
     scraper=$!
   fi
   local out
