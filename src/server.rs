@@ -639,7 +639,9 @@ fn accept_loop(listener: &TcpListener, inner: &Arc<Inner>, pool: Pool) {
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    io::ErrorKind::Interrupted
+                        | io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
                 ) => {}
             Err(e) => {
                 let kind = classify_accept_error(&e);
@@ -733,7 +735,6 @@ fn set_connection_options(socket: SockRef<'_>, config: &ServerConfig) -> io::Res
 const OPTIONS_INHERITED: bool = cfg!(target_os = "linux");
 
 impl Inner {
-
     fn close_reason(
         &self,
         conn: &Conn,
@@ -1091,11 +1092,20 @@ mod tests {
             set_connection_options(SockRef::from(&accepted), &config).unwrap();
         }
         assert!(accepted.nodelay().unwrap());
-        assert_eq!(accepted.read_timeout().unwrap(), Some(Duration::from_millis(1500)));
-        assert_eq!(accepted.write_timeout().unwrap(), Some(Duration::from_millis(2500)));
+        assert_eq!(
+            accepted.read_timeout().unwrap(),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            accepted.write_timeout().unwrap(),
+            Some(Duration::from_millis(2500))
+        );
         let socket = SockRef::from(&accepted);
         assert!(socket.keepalive().unwrap());
-        assert_eq!(socket.tcp_keepalive_time().unwrap(), Duration::from_secs(42));
+        assert_eq!(
+            socket.tcp_keepalive_time().unwrap(),
+            Duration::from_secs(42)
+        );
     }
 
     #[test]
