@@ -467,12 +467,17 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the summary
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
 }
 
 impl BenchArgs {
     /// The library's options; progress is shown when stderr is a terminal.
-    pub fn options(&self) -> syncnet::bench::BenchOptions {
-        syncnet::bench::BenchOptions {
+    ///
+    /// # Errors
+    /// [`Error::Config`] when a TLS flag is given without `--tls`.
+    pub fn options(&self) -> Result<syncnet::bench::BenchOptions, Error> {
+        Ok(syncnet::bench::BenchOptions {
             connect: self.connect.clone(),
             connections: self.connections,
             duration: self.duration,
@@ -482,6 +487,7 @@ impl BenchArgs {
             rate: self.rate,
             warmup: self.warmup,
             progress: !self.json && syncnet::bench::stderr_is_terminal(),
-        }
+            tls: self.tls.settings()?,
+        })
     }
 }

@@ -39,7 +39,7 @@ fn main() -> ExitCode {
 }
 
 fn bench(args: &cli::BenchArgs) -> Result<ExitCode, Error> {
-    let report = syncnet::bench::run(&args.options())?;
+    let report = syncnet::bench::run(&args.options()?)?;
     if args.json {
         println!("{}", report.to_json());
     } else {

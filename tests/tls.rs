@@ -387,3 +387,35 @@ fn the_binary_client_speaks_tls() {
     assert_eq!(out.code(), 0, "{out:?}");
     assert_eq!(out.stdout_text(), "hi");
 }
+
+/// `syncnet bench` over TLS: a clean pingpong run verifies every echo and
+/// counts no error; TLS with another mode is refused as a usage error.
+#[test]
+fn bench_runs_pingpong_over_tls() {
+    use syncnet::bench::{BenchOptions, Mode, run};
+    let pki = Pki::new();
+    let server = spawn_echo(builder().tls(pki.server_settings()));
+    let opts = BenchOptions {
+        connect: addr_text(&server),
+        connections: 2,
+        duration: Duration::from_millis(500),
+        warmup: Duration::ZERO,
+        tls: Some(pki.client(None)),
+        ..BenchOptions::default()
+    };
+    let report = run(&opts).expect("bench runs");
+    assert_eq!(report.errors, 0);
+    assert_eq!(report.connect_errors, 0);
+    assert!(report.requests > 0);
+    let text = metrics(&server);
+    assert_eq!(metric(&text, "syncnet_tls_handshake_failures_total"), 0.0);
+    assert!(metric(&text, "syncnet_connections_accepted_total") >= 2.0);
+
+    let bulk = BenchOptions {
+        mode: Mode::Bulk,
+        ..opts
+    };
+    let err = run(&bulk).expect_err("TLS bulk is not supported");
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().contains("--tls"), "{err}");
+}

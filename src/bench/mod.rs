@@ -78,7 +78,7 @@ pub use report::BenchReport;
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Stack of each connection thread: the buffers live on the heap.
-const THREAD_STACK: usize = 128 * 1024;
+const THREAD_STACK: usize = 256 * 1024;
 
 /// Threads that open the connections: at most this many connects are in
 /// flight at once.
@@ -187,6 +187,10 @@ pub struct BenchOptions {
     /// and cleared at the end (the binary sets this when stderr is a
     /// terminal). Defaults to `false`.
     pub progress: bool,
+    /// Speak TLS (`--tls`, `--tls-ca`, `--tls-cert`/`--tls-key`,
+    /// `--tls-server-name`): pingpong with `pipeline` 1, one thread per
+    /// connection. Defaults to `None` (plain TCP).
+    pub tls: Option<crate::ClientTls>,
 }
 
 impl Default for BenchOptions {
@@ -201,6 +205,7 @@ impl Default for BenchOptions {
             rate: 0,
             warmup: Duration::from_secs(1),
             progress: false,
+            tls: None,
         }
     }
 }
@@ -229,6 +234,12 @@ impl BenchOptions {
         if self.pipeline == 0 {
             return Err(Error::config("--pipeline", "must be at least 1"));
         }
+        if self.tls.is_some() && (self.mode != Mode::Pingpong || self.pipeline > 1) {
+            return Err(Error::config(
+                "--tls",
+                "bench speaks TLS in --mode pingpong with --pipeline 1 only",
+            ));
+        }
         Ok(())
     }
 }
@@ -242,7 +253,7 @@ impl BenchOptions {
 ///
 /// # Errors
 /// [`Error::Config`] for a zero `connections`, `duration`, `size` or
-/// `pipeline`; [`Error::Address`] when `connect` does not resolve;
+/// `pipeline`, TLS with another mode or a pipeline, or unusable TLS files; [`Error::Address`] when `connect` does not resolve;
 /// [`Error::Thread`] when the operating system refuses a thread.
 pub fn run(opts: &BenchOptions) -> Result<BenchReport, Error> {
     opts.validate()?;
@@ -251,6 +262,10 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, Error> {
     let stats = Stats::new();
     let progress = Progress::new(opts.progress);
     let report = match opts.mode {
+        Mode::Pingpong if opts.tls.is_some() => {
+            pingpong::run_tls(opts, &stats, &progress)?;
+            report::BenchReport::measured(opts, &stats)
+        }
         Mode::Pingpong => {
             let (conns, _) = open_all(opts, &target, &stats, &progress, |_, _| true)?;
             pingpong::run(opts, conns, &stats, &progress)?;

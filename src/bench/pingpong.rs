@@ -142,10 +142,43 @@ fn connection(
     }
 }
 
+/// TLS pingpong: the connections are [`Client`](crate::Client)s made one
+/// after another (each handshake is verified against `--tls-ca`), then each
+/// runs [`lockstep`] on its own thread. A TLS session cannot be shared by
+/// the epoll loop's non-blocking sockets, so TLS is always thread per
+/// connection, closed or open loop.
+pub(super) fn run_tls(
+    opts: &BenchOptions,
+    stats: &Stats,
+    progress: &Progress,
+) -> Result<(), Error> {
+    let Some(tls) = &opts.tls else {
+        return Ok(());
+    };
+    let requests = Requests::new(opts.effective_size());
+    let mut clients = Vec::with_capacity(opts.connections);
+    for index in 0..opts.connections {
+        match crate::Client::connect_tls(&opts.connect, super::IO_TIMEOUT, tls) {
+            Ok(client) => clients.push((index, client)),
+            // Unusable TLS files are the user's mistake, not the server's.
+            Err(e @ (Error::Tls { .. } | Error::Config { .. })) => return Err(e),
+            Err(_) => {
+                stats
+                    .connect_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+    start_together(opts, clients, stats, progress, |(index, client), window| {
+        let schedule = Schedule::new(opts, index, window.start);
+        lockstep(index, client, window, &requests, schedule, stats);
+    })
+}
+
 /// Write a request, read its echo, compare; the first error ends the connection.
-fn lockstep(
+fn lockstep<S: std::io::Read + Write>(
     index: usize,
-    mut stream: TcpStream,
+    mut stream: S,
     window: Window,
     requests: &Requests,
     mut schedule: Schedule,
@@ -158,7 +191,7 @@ fn lockstep(
         let request = requests.get(seq);
         let echoed = stream
             .write_all(request)
-            .and_then(|()| read_exact_until(&stream, &mut reply, window.hard_end));
+            .and_then(|()| read_exact_until(&mut stream, &mut reply, window.hard_end));
         let done = Instant::now();
         if echoed.is_err() || reply != request {
             stats.error();
