@@ -816,45 +816,70 @@ impl Inner {
             proxy_peer: None,
             transport: Transport::Plain,
         };
-        if self.config.proxy_protocol {
-            let deadline = Instant::now() + self.config.handshake_timeout;
-            match proxy_protocol::read_header_tcp(&shared.stream, deadline) {
-                Ok(ProxyHeader::Proxied { source, .. }) => {
-                    let client = canonical_peer(source);
-                    *ticket = self
-                        .admit_client(client.ip(), Instant::now())
-                        .map_err(|reason| (reason, None))?;
-                    opened.peer = client;
-                    opened.proxy_peer = Some(socket_peer);
-                }
-                // A balancer's health check: served as the socket peer.
-                Ok(ProxyHeader::Local) => {}
-                Err(e) => return Err((RejectReason::Protocol, Some(e.to_string()))),
-            }
+        if self.config.proxy_protocol
+            && let Some(client) = self.read_proxy_header(shared, ticket)?
+        {
+            opened.peer = client;
+            opened.proxy_peer = Some(socket_peer);
         }
         if let Some(config) = &self.tls {
-            let timeout = self.config.handshake_timeout;
-            let session = match crate::tls::accept(&shared.stream, Arc::clone(config), timeout) {
-                Ok(session) => session,
-                Err(e) => {
-                    self.metrics.tls_handshake_failures.inc();
-                    return Err((RejectReason::Tls, Some(e.to_string())));
-                }
-            };
-            let allow = &self
-                .config
-                .tls
-                .as_ref()
-                .map_or(&[][..], |t| &t.allow_names[..]);
-            if !crate::tls::name_allowed(&session, allow) {
-                return Err((
-                    RejectReason::Denied,
-                    Some("client certificate name not allowed".to_string()),
-                ));
-            }
-            opened.transport = Transport::Tls(Box::new(session));
+            opened.transport = Transport::Tls(self.tls_handshake(shared, config)?);
         }
         Ok(opened)
+    }
+
+    /// Reads the PROXY header and admits the client it names; `None` for a
+    /// `LOCAL`/`UNKNOWN` header (a balancer's health check, served as the
+    /// socket peer). Never inlined, like [`Inner::tls_handshake`]: plain
+    /// connections never pay for their stack frames.
+    #[inline(never)]
+    fn read_proxy_header(
+        &self,
+        shared: &ConnShared,
+        ticket: &mut Option<IpTicket>,
+    ) -> Result<Option<SocketAddr>, (RejectReason, Option<String>)> {
+        let deadline = Instant::now() + self.config.handshake_timeout;
+        match proxy_protocol::read_header_tcp(&shared.stream, deadline) {
+            Ok(ProxyHeader::Proxied { source, .. }) => {
+                let client = canonical_peer(source);
+                *ticket = self
+                    .admit_client(client.ip(), Instant::now())
+                    .map_err(|reason| (reason, None))?;
+                Ok(Some(client))
+            }
+            Ok(ProxyHeader::Local) => Ok(None),
+            Err(e) => Err((RejectReason::Protocol, Some(e.to_string()))),
+        }
+    }
+
+    /// The TLS handshake under the handshake timeout, then the
+    /// `--tls-allow-name` check on the client certificate.
+    #[inline(never)]
+    fn tls_handshake(
+        &self,
+        shared: &ConnShared,
+        config: &Arc<rustls::ServerConfig>,
+    ) -> Result<Box<rustls::ServerConnection>, (RejectReason, Option<String>)> {
+        let timeout = self.config.handshake_timeout;
+        let session = match crate::tls::accept(&shared.stream, Arc::clone(config), timeout) {
+            Ok(session) => session,
+            Err(e) => {
+                self.metrics.tls_handshake_failures.inc();
+                return Err((RejectReason::Tls, Some(e.to_string())));
+            }
+        };
+        let allow = self
+            .config
+            .tls
+            .as_ref()
+            .map_or(&[][..], |t| &t.allow_names[..]);
+        if !crate::tls::name_allowed(&session, allow) {
+            return Err((
+                RejectReason::Denied,
+                Some("client certificate name not allowed".to_string()),
+            ));
+        }
+        Ok(Box::new(session))
     }
 }
 
