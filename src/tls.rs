@@ -60,7 +60,8 @@ pub struct TlsSettings {
     /// a certificate one of these CAs signed (mTLS).
     pub client_ca: Option<PathBuf>,
     /// `--tls-allow-name` (repeatable): with mTLS, the client certificate
-    /// names that are served; empty = any name. See [`name_allowed`].
+    /// names that are served (DNS SAN or subject CN, ASCII case-insensitive);
+    /// empty = any name.
     pub allow_names: Vec<String>,
 }
 
