@@ -288,7 +288,9 @@ impl Conn {
 
     /// Reads and drops what is still queued on a drained connection, so
     /// closing it sends FIN, not RST: a reset would make the client discard
-    /// replies it has not read yet.
+    /// replies it has not read yet. Never inlined: its 4 KiB scratch buffer
+    /// must not widen the frame of the worker's serving path.
+    #[inline(never)]
     pub(crate) fn discard_unread(&mut self) {
         if !self.drain.is_raised() {
             return;
