@@ -270,6 +270,8 @@ impl Conn {
     /// shutdown are still on their way. So end of input is reported only
     /// once the queue stayed empty for [`DRAIN_QUIET`]; bytes that arrive
     /// in that time are returned. This costs nothing outside the drain.
+    /// Never inlined: cold, and kept out of the read path's stack frame.
+    #[inline(never)]
     fn read_during_drain(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.drain_eof || buf.is_empty() {
             return Ok(0);
