@@ -16,9 +16,6 @@
 //! - `--max-bytes-per-sec` → one [`ReadThrottle`] per connection, consulted
 //!   by `Conn::read`.
 
-// Wired into the server by the lead.
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -215,6 +212,7 @@ impl AccessList {
 
     /// True when both lists are empty: every address is permitted, and the
     /// caller may skip the check.
+    #[cfg(test)] // only the tests need it
     pub(crate) fn is_open(&self) -> bool {
         self.allow.is_empty() && self.deny.is_empty()
     }
@@ -304,6 +302,7 @@ impl TokenBucket {
 
     /// Takes as many tokens as are available, up to `want`, and returns how
     /// many it took.
+    #[cfg(test)] // only the tests need it
     pub(crate) fn take_up_to(&mut self, want: u64, now: Instant) -> u64 {
         let n = want.min(self.available(now));
         self.credit -= u128::from(n) * SCALE;
@@ -492,21 +491,25 @@ impl PerIpTable {
 
     /// Removes every idle entry now (what `admit` does when the map reaches
     /// its threshold).
+    #[cfg(test)] // only the tests need it
     pub(crate) fn sweep(&self, now: Instant) {
         self.lock().sweep(now);
     }
 
     /// How many addresses the table tracks.
+    #[cfg(test)] // only the tests need it
     pub(crate) fn len(&self) -> usize {
         self.lock().entries.len()
     }
 
     /// Whether the table tracks no address.
+    #[cfg(test)] // only the tests need it
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Open connections counted for `ip`.
+    #[cfg(test)] // only the tests need it
     pub(crate) fn open_count(&self, ip: IpAddr) -> u32 {
         self.lock()
             .entries
@@ -528,6 +531,7 @@ pub(crate) struct IpTicket {
 impl IpTicket {
     /// The address the connection was counted under (IPv4-mapped folded to
     /// IPv4).
+    #[cfg(test)] // only the tests need it
     pub(crate) fn ip(&self) -> IpAddr {
         self.ip
     }

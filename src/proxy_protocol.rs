@@ -9,7 +9,7 @@
 //!   header needs (never more than it really needs), or
 //!   [`Parsed::Complete`] with the header and its length, or an error as
 //!   soon as the bytes cannot be the start of a header.
-//! - [`read_header`]: any [`Read`]; reads only as many bytes as `parse` says
+//! - `read_header` (tests only): any [`Read`]; reads only as many bytes as `parse` says
 //!   are still needed. For v1 that means reading up to the shortest possible
 //!   line at once, then one byte at a time up to the CRLF (at most 107 bytes,
 //!   once per connection); for v2 the 16-byte fixed part, then exactly the
@@ -30,9 +30,6 @@
 //! - Addresses are returned as written: an IPv4-mapped IPv6 source
 //!   (`::ffff:a.b.c.d` in a `TCP6` line) stays IPv6 here; the server folds
 //!   it to IPv4 as it does for socket peers.
-
-// Wired into the server by the lead.
-#![allow(dead_code)]
 
 use std::fmt;
 use std::io::{self, Read};
@@ -350,6 +347,7 @@ fn parse_v2(buf: &[u8]) -> Result<Parsed, ProxyError> {
 /// after it. Works on any reader, and is correct however the reader splits
 /// its data; a v1 line is read one byte at a time past its first 15 (or 22
 /// or 32) bytes, so on a socket prefer [`read_header_tcp`].
+#[cfg(test)] // only the tests need it
 pub(crate) fn read_header<R: Read + ?Sized>(r: &mut R) -> Result<ProxyHeader, ProxyError> {
     let mut buf = Vec::with_capacity(V1_MAX_LEN);
     loop {
@@ -479,6 +477,7 @@ fn read_with_peek<P: PeekRead>(src: &mut P) -> Result<ProxyHeader, ProxyError> {
 /// Puts both addresses in one family, as the header requires: IPv4-mapped
 /// IPv6 addresses become IPv4; if one side is then IPv4 and the other IPv6,
 /// the IPv4 one is written in its mapped IPv6 form.
+#[cfg(test)] // only the tests need it
 fn same_family(source: SocketAddr, destination: SocketAddr) -> (SocketAddr, SocketAddr) {
     let canonical = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
     let (s, d) = (canonical(source), canonical(destination));
@@ -495,6 +494,7 @@ fn same_family(source: SocketAddr, destination: SocketAddr) -> (SocketAddr, Sock
 
 /// A v1 header: `PROXY TCP4 <src> <dst> <sport> <dport>\r\n` (or `TCP6`).
 /// Mixed families are written as `TCP6` with the IPv4 side mapped.
+#[cfg(test)] // the tests build headers with it; `syncnet proxy --send-proxy-protocol` will too
 pub(crate) fn write_v1(source: SocketAddr, destination: SocketAddr) -> Vec<u8> {
     let (s, d) = same_family(source, destination);
     let protocol = if s.is_ipv4() { "TCP4" } else { "TCP6" };
@@ -511,6 +511,7 @@ pub(crate) fn write_v1(source: SocketAddr, destination: SocketAddr) -> Vec<u8> {
 /// A v2 `PROXY` header for a TCP connection over IPv4 (28 bytes) or IPv6
 /// (52 bytes), without TLVs. Mixed families are written as IPv6 with the
 /// IPv4 side mapped.
+#[cfg(test)] // the tests build headers with it; `syncnet proxy --send-proxy-protocol` will too
 pub(crate) fn write_v2(source: SocketAddr, destination: SocketAddr) -> Vec<u8> {
     let (s, d) = same_family(source, destination);
     let mut out = Vec::with_capacity(V2_FIXED_LEN + 36);

@@ -287,8 +287,9 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, Error> {
     Ok(report)
 }
 
-/// Where the connections go; [`Target::open`] is the one place a
-/// connection is made, so TLS can be added there.
+/// Where the plain-TCP connections go; [`Target::open`] is the one place
+/// such a connection is made (TLS runs connect through
+/// [`Client::connect_tls`](crate::Client::connect_tls) instead).
 #[derive(Debug, Clone)]
 pub struct Target {
     addr: SocketAddr,
