@@ -58,8 +58,6 @@ pub(crate) struct Active {
     state: Mutex<ActiveState>,
     /// Signalled whenever a connection leaves the registry.
     emptied: Condvar,
-    /// Mirrors `ActiveState::draining` for lock-free reads at close time.
-    draining: AtomicBool,
 }
 
 #[derive(Default)]
@@ -97,7 +95,7 @@ impl Active {
 
     /// True once the drain has begun.
     pub(crate) fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
+        self.drain_signal.is_raised()
     }
 
     /// Calls `f` on every active connection (used at scrape time).
@@ -113,7 +111,6 @@ impl Active {
     pub(crate) fn begin_drain(&self) {
         let mut state = self.lock();
         state.draining = true;
-        self.draining.store(true, Ordering::SeqCst);
         // Raised before the first shutdown, so a read that returns 0 because
         // of it always finds the flag set.
         self.drain_signal.raise();
