@@ -6,21 +6,28 @@
 //! accept-error handling instead of being a second server design.
 
 use std::io::{self, Read, Write};
-use std::net::TcpListener;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::Conn;
 use crate::config::ServerConfig;
-use crate::server::{Inner, Server, ServerHandle};
-use crate::{Conn, Error};
 
 /// Largest request head we read; a longer one gets 431.
 const MAX_HEAD: usize = 8 * 1024;
 
-/// Starts the admin server on `listener`, reporting on `server`.
-pub(crate) fn spawn(listener: TcpListener, server: Arc<Inner>) -> Result<ServerHandle, Error> {
-    let config = ServerConfig {
+/// What the admin endpoint may see of the server it reports on: its
+/// readiness and its metrics, nothing else.
+pub(crate) trait Status: Send + Sync + 'static {
+    /// True while `/readyz` should answer 200 (the server is not shutting down).
+    fn is_ready(&self) -> bool;
+    /// The Prometheus text exposition of the server's metrics.
+    fn metrics_text(&self) -> Vec<u8>;
+}
+
+/// The admin server's own settings: a few workers, short timeouts, no
+/// connection logs, no drain.
+pub(crate) fn settings() -> ServerConfig {
+    ServerConfig {
         listen: String::new(),
         workers: 4,
         queue: 32,
@@ -37,9 +44,14 @@ pub(crate) fn spawn(listener: TcpListener, server: Arc<Inner>) -> Result<ServerH
         admin: None,
         log_connections: false,
         ..ServerConfig::default()
-    };
-    Server::from_listener(listener, config)?
-        .spawn(move |conn: &mut Conn| answer(conn, |path| route(path, &server)))
+    }
+}
+
+/// The admin endpoint's connection handler, reporting on `status`.
+pub(crate) fn handler(
+    status: Arc<dyn Status>,
+) -> impl Fn(&mut Conn) -> io::Result<()> + Send + Sync + 'static {
+    move |conn: &mut Conn| answer(conn, |path| route(path, status.as_ref()))
 }
 
 /// A response: status line, content type and body.
@@ -59,15 +71,15 @@ impl Response {
     }
 }
 
-fn route(path: &str, server: &Inner) -> Response {
+fn route(path: &str, status: &dyn Status) -> Response {
     match path {
         "/healthz" => Response::text(200, "ok\n"),
-        "/readyz" if server.ready.load(Ordering::SeqCst) => Response::text(200, "ready\n"),
+        "/readyz" if status.is_ready() => Response::text(200, "ready\n"),
         "/readyz" => Response::text(503, "draining\n"),
         "/metrics" => Response {
             status: 200,
             content_type: "text/plain; version=0.0.4; charset=utf-8",
-            body: server.render_metrics(),
+            body: status.metrics_text(),
         },
         _ => Response::text(404, "not found\n"),
     }

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::lifecycle::Lifecycle;
 use crate::limits::ReadThrottle;
 use crate::metrics::{CloseReason, Metrics};
-use crate::shutdown::DrainSignal;
 
 /// The part of a connection that other threads may touch: the socket (to shut
 /// it down on drain, lifetime or deadline) and the byte counters (read at
@@ -120,8 +120,8 @@ pub struct Conn {
     timed_out: Option<CloseReason>,
     /// `--max-bytes-per-sec`: paces reads; `None` when off.
     throttle: Option<Throttle>,
-    /// Raised when the server starts draining.
-    drain: Arc<DrainSignal>,
+    /// The server's phase: reads behave differently once it drains.
+    lifecycle: Arc<Lifecycle>,
     /// True once a read during the drain declared end of input.
     drain_eof: bool,
 }
@@ -140,8 +140,8 @@ pub(crate) enum Transport {
     Tls(Box<rustls::ServerConnection>),
 }
 
-/// The read throttle of one connection, and the drain signal that cuts its
-/// waits short when shutdown starts.
+/// The read throttle of one connection (`max_bytes_per_sec`). Its waits are
+/// cut short when the server starts draining (see `Conn::throttled_len`).
 #[derive(Debug)]
 pub(crate) struct Throttle {
     pub bucket: ReadThrottle,
@@ -154,7 +154,7 @@ impl Conn {
         peer: SocketAddr,
         proxy_peer: Option<SocketAddr>,
         throttle: Option<Throttle>,
-        drain: Arc<DrainSignal>,
+        lifecycle: Arc<Lifecycle>,
     ) -> Conn {
         Conn {
             shared,
@@ -164,7 +164,7 @@ impl Conn {
             started: Instant::now(),
             timed_out: None,
             throttle,
-            drain,
+            lifecycle,
             drain_eof: false,
         }
     }
@@ -242,12 +242,13 @@ impl Conn {
 impl Conn {
     /// How much of `want` bytes a read may take under the throttle, after
     /// waiting for tokens if there are none; no limit once shutdown started.
-    fn throttled_len(throttle: &mut Throttle, drain: &DrainSignal, want: usize) -> usize {
+    fn throttled_len(throttle: &mut Throttle, lifecycle: &Lifecycle, want: usize) -> usize {
         loop {
             match throttle.bucket.allowance(want, Instant::now()) {
                 Ok(n) => return n,
                 Err(wait) => {
-                    if drain.wait(wait) {
+                    let until = Some(Instant::now() + wait);
+                    if lifecycle.wait_for(until, || lifecycle.is_draining()) {
                         return want;
                     }
                 }
@@ -294,7 +295,7 @@ impl Conn {
     /// must not widen the frame of the worker's serving path.
     #[inline(never)]
     pub(crate) fn discard_unread(&mut self) {
-        if !self.drain.is_raised() {
+        if !self.lifecycle.is_draining() {
             return;
         }
         let mut scratch = [0u8; 4096];
@@ -313,12 +314,12 @@ impl Read for Conn {
         let buf = match &mut self.throttle {
             None => buf,
             Some(throttle) => {
-                let n = Self::throttled_len(throttle, &self.drain, buf.len());
+                let n = Self::throttled_len(throttle, &self.lifecycle, buf.len());
                 &mut buf[..n]
             }
         };
         let result = match self.read_transport(buf) {
-            Ok(0) if self.drain.is_raised() => self.read_during_drain(buf),
+            Ok(0) if self.lifecycle.is_draining() => self.read_during_drain(buf),
             other => other,
         };
         match result {

@@ -111,6 +111,7 @@ mod client;
 mod config;
 mod conn;
 mod error;
+mod lifecycle;
 mod limits;
 mod logging;
 mod metrics;
@@ -119,7 +120,6 @@ mod pool;
 mod proxy_protocol;
 mod server;
 mod service;
-mod shutdown;
 mod timer;
 mod tls;
 

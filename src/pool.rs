@@ -11,7 +11,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
 use crate::Error;
 use crate::conn::ConnShared;
+use crate::lifecycle::Lifecycle;
 use crate::limits::IpTicket;
 use crate::metrics::{Metrics, RejectReason};
 use crate::timer::FifoTimer;
@@ -76,9 +77,9 @@ pub(crate) struct PoolShared {
     in_flight: AtomicUsize,
     /// Worker threads alive.
     live: AtomicUsize,
-    /// Signalled when a worker exits (with `exit_lock` held).
-    exit_lock: Mutex<()>,
-    exited: Condvar,
+    /// The server's phase; notified when a worker exits, so shutdown can
+    /// wait for the last one.
+    lifecycle: Arc<Lifecycle>,
 }
 
 /// The accept thread's end of the pool. Dropping it closes the queue: the
@@ -106,6 +107,7 @@ impl Pool {
         config: PoolConfig,
         service: Arc<dyn Service>,
         metrics: Arc<Metrics>,
+        lifecycle: Arc<Lifecycle>,
     ) -> Result<Pool, Error> {
         // Capacity for every connection in flight, so a send never blocks the
         // accept thread; admission is decided by `in_flight`, not by the channel.
@@ -120,8 +122,7 @@ impl Pool {
             stack_size: config.stack_size,
             in_flight: AtomicUsize::new(0),
             live: AtomicUsize::new(0),
-            exit_lock: Mutex::new(()),
-            exited: Condvar::new(),
+            lifecycle,
         });
         let queue_timer = if config.queue_timeout.is_zero() {
             None
@@ -215,9 +216,8 @@ struct LiveGuard(Arc<PoolShared>);
 
 impl Drop for LiveGuard {
     fn drop(&mut self) {
-        let _lock = self.0.exit_lock.lock().unwrap_or_else(|p| p.into_inner());
         self.0.live.fetch_sub(1, SeqCst);
-        self.0.exited.notify_all();
+        self.0.lifecycle.notify();
     }
 }
 
@@ -259,19 +259,8 @@ impl PoolShared {
     /// Waits until every worker thread has exited or `deadline` passes.
     /// Returns `true` when they all exited.
     pub(crate) fn wait_workers(&self, deadline: Instant) -> bool {
-        let mut lock = self.exit_lock.lock().unwrap_or_else(|p| p.into_inner());
-        while self.live.load(SeqCst) > 0 {
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            lock = self
-                .exited
-                .wait_timeout(lock, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        true
+        self.lifecycle
+            .wait_for(Some(deadline), || self.live.load(SeqCst) == 0)
     }
 
     /// Worker threads alive now.
@@ -334,7 +323,7 @@ mod tests {
             queue_timeout: Duration::ZERO,
             stack_size: 128 * 1024,
         };
-        let pool = Pool::new(cfg, service, metrics).unwrap();
+        let pool = Pool::new(cfg, service, metrics, Arc::new(Lifecycle::default())).unwrap();
         assert_eq!(
             pool.shared().live(),
             0,

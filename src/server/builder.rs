@@ -1,0 +1,216 @@
+//! [`Builder`]: the settings of a server, then binding its sockets.
+//!
+//! Every setter maps to one field of [`ServerConfig`]; [`Builder::build`]
+//! validates the whole and binds the listener (and the admin endpoint's), so
+//! a bad address or a port in use is reported before anything runs.
+
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::time::Duration;
+
+use socket2::{Domain, Socket, Type};
+
+use super::Server;
+use crate::config::ServerConfig;
+use crate::{Cidr, Error, TlsSettings};
+
+/// Builds a [`Server`]. Every setter documents its default; see
+/// [`ServerConfig`] for the whole table.
+///
+/// ```
+/// use std::time::Duration;
+/// let server = syncnet::Server::builder()
+///     .listen("127.0.0.1:0")
+///     .workers(8)
+///     .idle_timeout(Duration::from_secs(30))
+///     .admin(None)
+///     .build()?;
+/// assert_ne!(server.local_addr().port(), 0);
+/// # Ok::<(), syncnet::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    config: ServerConfig,
+}
+
+impl Builder {
+    /// Address to accept on, e.g. `127.0.0.1:3000` or `[::1]:0`. Defaults to `127.0.0.1:3000`.
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.config.listen = addr.into();
+        self
+    }
+    /// Most connections served at once (one thread each). Defaults to 512.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.config.workers = n;
+        self
+    }
+    /// Connections that may wait for a worker; 0 = none. Defaults to 128.
+    pub fn queue(mut self, n: usize) -> Self {
+        self.config.queue = n;
+        self
+    }
+    /// Longest wait in the queue; zero = no limit. Defaults to 10 s.
+    pub fn queue_timeout(mut self, d: Duration) -> Self {
+        self.config.queue_timeout = d;
+        self
+    }
+    /// Close a connection silent for this long; zero = never. Defaults to 5 min.
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.config.idle_timeout = d;
+        self
+    }
+    /// Close a connection whose peer stops reading this long; zero = never. Defaults to 30 s.
+    pub fn write_timeout(mut self, d: Duration) -> Self {
+        self.config.write_timeout = d;
+        self
+    }
+    /// Close any connection after this long; zero = never. Defaults to 0.
+    pub fn max_lifetime(mut self, d: Duration) -> Self {
+        self.config.max_lifetime = d;
+        self
+    }
+    /// On shutdown, keep accepting this long with `/readyz` at 503. Defaults to 0.
+    pub fn shutdown_delay(mut self, d: Duration) -> Self {
+        self.config.shutdown_delay = d;
+        self
+    }
+    /// How long connections get to finish on shutdown. Defaults to 30 s.
+    pub fn drain_timeout(mut self, d: Duration) -> Self {
+        self.config.drain_timeout = d;
+        self
+    }
+    /// TCP keepalive idle time; zero = off. Defaults to 60 s.
+    pub fn keepalive(mut self, d: Duration) -> Self {
+        self.config.keepalive = d;
+        self
+    }
+    /// `TCP_NODELAY` on accepted sockets. Defaults to `true`.
+    pub fn nodelay(mut self, on: bool) -> Self {
+        self.config.nodelay = on;
+        self
+    }
+    /// Listen backlog. Defaults to 1024.
+    pub fn backlog(mut self, n: u32) -> Self {
+        self.config.backlog = n;
+        self
+    }
+    /// Worker thread stack size in bytes. Defaults to
+    /// [`DEFAULT_WORKER_STACK_SIZE`](crate::DEFAULT_WORKER_STACK_SIZE).
+    pub fn worker_stack_size(mut self, bytes: usize) -> Self {
+        self.config.worker_stack_size = bytes;
+        self
+    }
+    /// Admin endpoint address, or `None` for none. Defaults to `Some("127.0.0.1:9464")`.
+    pub fn admin(mut self, addr: Option<&str>) -> Self {
+        self.config.admin = addr.map(str::to_string);
+        self
+    }
+    /// Adds a network to the allow list (when the list is not empty, only
+    /// its networks may connect). Defaults to empty: all may.
+    pub fn allow(mut self, net: Cidr) -> Self {
+        self.config.allow.push(net);
+        self
+    }
+    /// Adds a network to the deny list; deny wins over allow. Defaults to empty.
+    pub fn deny(mut self, net: Cidr) -> Self {
+        self.config.deny.push(net);
+        self
+    }
+    /// Most open connections from one client IP; 0 = no limit. Defaults to 0.
+    pub fn max_conns_per_ip(mut self, n: u32) -> Self {
+        self.config.max_conns_per_ip = n;
+        self
+    }
+    /// New connections per second from one client IP (burst `n`); 0 = no limit. Defaults to 0.
+    pub fn conn_rate_per_ip(mut self, n: u32) -> Self {
+        self.config.conn_rate_per_ip = n;
+        self
+    }
+    /// Per-connection cap on bytes read per second; 0 = none. Defaults to 0.
+    pub fn max_bytes_per_sec(mut self, n: u64) -> Self {
+        self.config.max_bytes_per_sec = n;
+        self
+    }
+    /// Serve TLS with these files (mTLS when `client_ca` is set). Defaults to plain TCP.
+    pub fn tls(mut self, settings: TlsSettings) -> Self {
+        self.config.tls = Some(settings);
+        self
+    }
+    /// Longest TLS handshake or PROXY header read; must be above 0. Defaults to 10 s.
+    pub fn handshake_timeout(mut self, d: Duration) -> Self {
+        self.config.handshake_timeout = d;
+        self
+    }
+    /// Expect a PROXY protocol v1/v2 header on every connection. Defaults to `false`.
+    pub fn proxy_protocol(mut self, on: bool) -> Self {
+        self.config.proxy_protocol = on;
+        self
+    }
+    /// With `proxy_protocol`, accept connections only from this network
+    /// (repeatable). Defaults to empty: from anyone.
+    pub fn trusted_proxy(mut self, net: Cidr) -> Self {
+        self.config.trusted_proxies.push(net);
+        self
+    }
+    /// Replaces every setting at once.
+    pub fn config(mut self, config: ServerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Validates the settings and binds the listening sockets.
+    ///
+    /// Once this returns, connections to [`Server::local_addr`] queue in the
+    /// backlog even before the server runs.
+    ///
+    /// # Errors
+    /// [`Error::Config`] or [`Error::Address`] for bad settings;
+    /// [`Error::Bind`] when an address cannot be bound (e.g. in use).
+    pub fn build(self) -> Result<Server, Error> {
+        let config = self.config;
+        config.validate()?;
+        let listener = bind(&config.listen, "listen", config.backlog)?;
+        Server::from_listener(listener, config)
+    }
+}
+
+/// The address a listener is bound to.
+pub(super) fn local_addr_of(listener: &TcpListener) -> Result<SocketAddr, Error> {
+    listener
+        .local_addr()
+        .map_err(|e| Error::io("reading the bound address", e))
+}
+
+/// Resolves `text` and binds a listening socket with `SO_REUSEADDR` and `backlog`.
+pub(super) fn bind(text: &str, setting: &str, backlog: u32) -> Result<TcpListener, Error> {
+    let bad_address = || Error::Address {
+        setting: setting.to_string(),
+        value: text.to_string(),
+    };
+    let addr = text
+        .to_socket_addrs()
+        .map_err(|_| bad_address())?
+        .next()
+        .ok_or_else(bad_address)?;
+    let bind_error = |source| Error::Bind { addr, source };
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(bind_error)?;
+    socket.set_reuse_address(true).map_err(bind_error)?;
+    socket.bind(&addr.into()).map_err(bind_error)?;
+    let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
+    socket.listen(backlog).map_err(bind_error)?;
+    Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_names_a_bad_address() {
+        let err = Server::builder()
+            .listen("not-an-address")
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("listen"), "{err}");
+        assert_eq!(err.exit_code(), 2);
+    }
+}

@@ -1,0 +1,70 @@
+//! The socket options every accepted connection carries.
+
+use std::io;
+use std::time::Duration;
+
+use socket2::{SockRef, TcpKeepalive};
+
+use crate::config::ServerConfig;
+
+/// Sets the per-connection socket options: `TCP_NODELAY`, the idle and write
+/// timeouts (`SO_RCVTIMEO`/`SO_SNDTIMEO`) and TCP keepalive.
+///
+/// On Linux an accepted socket inherits all of these from its listener, so
+/// they are set once on the listener ([`Server::from_listener`](super::Server::from_listener))
+/// and cost no system call per connection; elsewhere the worker sets them on
+/// each accepted socket. A failure on an accepted socket means the peer is
+/// already gone; its first read or write reports it.
+pub(super) fn set_connection_options(socket: SockRef<'_>, config: &ServerConfig) -> io::Result<()> {
+    let timeout = |d: Duration| (!d.is_zero()).then_some(d);
+    socket.set_tcp_nodelay(config.nodelay)?;
+    socket.set_read_timeout(timeout(config.idle_timeout))?;
+    socket.set_write_timeout(timeout(config.write_timeout))?;
+    if config.keepalive.is_zero() {
+        socket.set_keepalive(false)
+    } else {
+        socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(config.keepalive))
+    }
+}
+
+/// True where accepted sockets inherit [`set_connection_options`] from the listener.
+pub(super) const OPTIONS_INHERITED: bool = cfg!(target_os = "linux");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpStream;
+
+    #[test]
+    fn accepted_sockets_carry_the_connection_options() {
+        let config = ServerConfig {
+            idle_timeout: Duration::from_millis(1500),
+            write_timeout: Duration::from_millis(2500),
+            keepalive: Duration::from_secs(42),
+            nodelay: true,
+            ..ServerConfig::default()
+        };
+        let listener = super::super::builder::bind("127.0.0.1:0", "listen", 8).unwrap();
+        set_connection_options(SockRef::from(&listener), &config).unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        if !OPTIONS_INHERITED {
+            set_connection_options(SockRef::from(&accepted), &config).unwrap();
+        }
+        assert!(accepted.nodelay().unwrap());
+        assert_eq!(
+            accepted.read_timeout().unwrap(),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            accepted.write_timeout().unwrap(),
+            Some(Duration::from_millis(2500))
+        );
+        let socket = SockRef::from(&accepted);
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(
+            socket.tcp_keepalive_time().unwrap(),
+            Duration::from_secs(42)
+        );
+    }
+}

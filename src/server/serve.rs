@@ -1,0 +1,367 @@
+//! One connection, on a worker thread: [`ConnService::serve`] registers it
+//! for the drain, runs the prelude (PROXY header, TLS handshake), calls the
+//! handler under `catch_unwind`, and logs one close line.
+//!
+//! # Stack frames
+//! Every held connection keeps its worker's stack pages, so `serve`'s frame
+//! is kept small: the prelude, the PROXY header read, the TLS handshake and
+//! the close log line are `#[inline(never)]` functions, and so are the
+//! drain's cold paths in `Conn`. A change that inlines a big frame into
+//! `serve` shows up as about +4 KiB per held connection. Re-measure with
+//! `bench/compare.sh` (RSS per held connection, fresh workers) and
+//! `bench/hold-warm.sh` (after a first hold warmed the workers); the
+//! figures to compare with are in `BENCHMARKS.md`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use socket2::SockRef;
+
+use super::Handler;
+use super::admission::{Admission, canonical_peer};
+use super::options::{OPTIONS_INHERITED, set_connection_options};
+use super::registry::Registry;
+use crate::config::ServerConfig;
+use crate::conn::{Conn, ConnShared, Throttle, Transport};
+use crate::lifecycle::Lifecycle;
+use crate::limits::{IpTicket, ReadThrottle};
+use crate::logging::{ConnFields, LogEvery, conn_event};
+use crate::metrics::{CloseReason, Metrics, RejectReason};
+use crate::panics;
+use crate::pool::{Service, Waiting};
+use crate::proxy_protocol::{self, ProxyHeader};
+use crate::timer::FifoTimer;
+
+/// What every worker of one server shares to serve a connection.
+pub(crate) struct ConnService {
+    pub(super) config: ServerConfig,
+    pub(super) handler: Box<dyn Handler>,
+    pub(super) metrics: Arc<Metrics>,
+    /// The server's phase: readiness, the drain.
+    pub(super) lifecycle: Arc<Lifecycle>,
+    /// The connections being served, for the drain and the byte counts.
+    pub(super) registry: Registry,
+    /// Allow/deny, trusted proxies, per-IP limits.
+    pub(super) admission: Admission,
+    /// `--tls-cert` and friends: `None` for plain TCP.
+    pub(super) tls: Option<Arc<rustls::ServerConfig>>,
+    /// `--max-lifetime`: shuts each connection down when its time is up.
+    pub(super) lifetime_timer: Option<FifoTimer<Weak<ConnShared>>>,
+    /// One gate per reject reason: at most one log line a second each.
+    pub(super) reject_logs: [LogEvery; RejectReason::ALL.len()],
+}
+
+/// What the prelude learned about a connection before its handler runs.
+struct Opened {
+    /// The client: the socket peer, or the address a PROXY header named.
+    peer: SocketAddr,
+    /// The balancer, when a PROXY header named another client.
+    proxy_peer: Option<SocketAddr>,
+    /// Plain, or the TLS session the handshake established.
+    transport: Transport,
+}
+
+/// Why the prelude refused a connection, and the detail for its log line.
+type Refused = (RejectReason, Option<String>);
+
+impl Service for ConnService {
+    fn serve(&self, waiting: Waiting) -> Option<Arc<ConnShared>> {
+        let Waiting {
+            conn: shared,
+            peer: socket_peer,
+            mut ticket,
+            ..
+        } = waiting;
+        let id = shared.id;
+        if !OPTIONS_INHERITED {
+            let _ = set_connection_options(SockRef::from(&shared.stream), &self.config);
+        }
+        if !self.registry.insert(&shared) {
+            // The drain began while this connection waited for a worker.
+            self.metrics.rejected(RejectReason::Shutdown);
+            self.log_reject(id, socket_peer, RejectReason::Shutdown, None);
+            return Some(shared);
+        }
+        self.metrics.active.inc();
+        self.metrics.workers_busy.inc();
+        let opened = match self.prelude(&shared, socket_peer, &mut ticket) {
+            Ok(opened) => opened,
+            Err((reason, detail)) => {
+                self.registry.remove(id);
+                self.metrics.rejected(reason);
+                self.metrics.active.dec();
+                self.metrics.workers_busy.dec();
+                self.log_reject(id, socket_peer, reason, detail.as_deref());
+                drop(ticket);
+                return Some(shared);
+            }
+        };
+        if let Some(timer) = &self.lifetime_timer {
+            timer.schedule(Arc::downgrade(&shared));
+        }
+        let fields = ConnFields {
+            conn_id: id,
+            peer: opened.peer,
+            proxy_peer: opened.proxy_peer,
+        };
+        if self.config.log_connections {
+            conn_event(
+                log::Level::Debug,
+                format_args!("connection opened"),
+                fields,
+                &[],
+            );
+        }
+
+        let throttle = (self.config.max_bytes_per_sec > 0).then(|| Throttle {
+            bucket: ReadThrottle::new(self.config.max_bytes_per_sec, Instant::now()),
+        });
+        let mut conn = Conn::new(
+            Arc::clone(&shared),
+            opened.transport,
+            opened.peer,
+            opened.proxy_peer,
+            throttle,
+            Arc::clone(&self.lifecycle),
+        );
+        let outcome = panics::catch(|| self.handler.handle(&mut conn));
+        if matches!(outcome, Ok(Ok(()))) {
+            conn.finish();
+            conn.discard_unread();
+        }
+        let reason = self.close_reason(&conn, &outcome);
+        let duration = conn.started().elapsed();
+        drop(conn);
+        self.registry.remove(id);
+        shared.report_bytes(&self.metrics);
+        drop(ticket);
+
+        self.metrics.closed(reason);
+        if reason == CloseReason::Panic {
+            self.metrics.handler_panics.inc();
+        }
+        self.metrics.duration.observe(duration.as_secs_f64());
+        self.metrics.active.dec();
+        self.metrics.workers_busy.dec();
+
+        self.log_close(fields, &shared, duration, reason, outcome);
+        // The last reference: the pool drops it, closing the socket.
+        Some(shared)
+    }
+
+    fn reject(&self, waiting: Waiting, reason: RejectReason) {
+        self.metrics.rejected(reason);
+        self.log_reject(waiting.conn.id, waiting.peer, reason, None);
+        drop(waiting.conn);
+    }
+}
+
+impl ConnService {
+    /// Everything between pick-up and the handler that may refuse the
+    /// connection: the PROXY header and the admission of the client it
+    /// names, then the TLS handshake and the client-certificate name check,
+    /// each under the handshake timeout.
+    ///
+    /// Never inlined: its locals (a TLS handshake's) would otherwise widen
+    /// `serve`'s stack frame, which every held connection's thread keeps.
+    #[inline(never)]
+    fn prelude(
+        &self,
+        shared: &ConnShared,
+        socket_peer: SocketAddr,
+        ticket: &mut Option<IpTicket>,
+    ) -> Result<Opened, Refused> {
+        let mut opened = Opened {
+            peer: socket_peer,
+            proxy_peer: None,
+            transport: Transport::Plain,
+        };
+        if self.config.proxy_protocol
+            && let Some(client) = self.read_proxy_header(shared, ticket)?
+        {
+            opened.peer = client;
+            opened.proxy_peer = Some(socket_peer);
+        }
+        if let Some(config) = &self.tls {
+            opened.transport = Transport::Tls(self.tls_handshake(shared, config)?);
+        }
+        Ok(opened)
+    }
+
+    /// Reads the PROXY header and admits the client it names; `None` for a
+    /// `LOCAL`/`UNKNOWN` header (a balancer's health check, served as the
+    /// socket peer). Never inlined, like [`ConnService::tls_handshake`]:
+    /// plain connections never pay for their stack frames.
+    #[inline(never)]
+    fn read_proxy_header(
+        &self,
+        shared: &ConnShared,
+        ticket: &mut Option<IpTicket>,
+    ) -> Result<Option<SocketAddr>, Refused> {
+        let deadline = Instant::now() + self.config.handshake_timeout;
+        match proxy_protocol::read_header_tcp(&shared.stream, deadline) {
+            Ok(ProxyHeader::Proxied { source, .. }) => {
+                let client = canonical_peer(source);
+                *ticket = self
+                    .admission
+                    .client(client.ip(), Instant::now())
+                    .map_err(|reason| (reason, None))?;
+                Ok(Some(client))
+            }
+            Ok(ProxyHeader::Local) => Ok(None),
+            Err(e) => Err((RejectReason::Protocol, Some(e.to_string()))),
+        }
+    }
+
+    /// The TLS handshake under the handshake timeout, then the
+    /// `--tls-allow-name` check on the client certificate.
+    #[inline(never)]
+    fn tls_handshake(
+        &self,
+        shared: &ConnShared,
+        config: &Arc<rustls::ServerConfig>,
+    ) -> Result<Box<rustls::ServerConnection>, Refused> {
+        let timeout = self.config.handshake_timeout;
+        let session = match crate::tls::accept(&shared.stream, Arc::clone(config), timeout) {
+            Ok(session) => session,
+            Err(e) => {
+                self.metrics.tls_handshake_failures.inc();
+                return Err((RejectReason::Tls, Some(e.to_string())));
+            }
+        };
+        let allow = self
+            .config
+            .tls
+            .as_ref()
+            .map_or(&[][..], |t| &t.allow_names[..]);
+        if !crate::tls::name_allowed(&session, allow) {
+            return Err((
+                RejectReason::Denied,
+                Some("client certificate name not allowed".to_string()),
+            ));
+        }
+        Ok(Box::new(session))
+    }
+
+    fn close_reason(
+        &self,
+        conn: &Conn,
+        outcome: &Result<io::Result<()>, panics::CaughtPanic>,
+    ) -> CloseReason {
+        match outcome {
+            Err(_) => CloseReason::Panic,
+            Ok(_) if conn.shared().lifetime_expired() => CloseReason::Lifetime,
+            Ok(_) if self.lifecycle.is_draining() => CloseReason::Drain,
+            Ok(Ok(())) => CloseReason::Eof,
+            Ok(Err(_)) => conn.timed_out().unwrap_or(CloseReason::Error),
+        }
+    }
+
+    /// Logs the close line (or the panic line) of a connection. Never
+    /// inlined, to keep `serve`'s stack frame small.
+    #[inline(never)]
+    fn log_close(
+        &self,
+        fields: ConnFields,
+        shared: &ConnShared,
+        duration: Duration,
+        reason: CloseReason,
+        outcome: Result<io::Result<()>, panics::CaughtPanic>,
+    ) {
+        let log_connections = self.config.log_connections;
+        let summary = [
+            ("bytes_in", shared.bytes_in().into()),
+            ("bytes_out", shared.bytes_out().into()),
+            ("duration_ms", (duration.as_millis() as u64).into()),
+            ("reason", reason.as_str().into()),
+        ];
+        match outcome {
+            Err(panic) => {
+                let location = panic.location.unwrap_or_default();
+                let details = [
+                    ("panic", panic.message.as_str().into()),
+                    ("location", location.as_str().into()),
+                ];
+                let fields_list: Vec<_> = summary.iter().chain(&details).cloned().collect();
+                conn_event(
+                    log::Level::Error,
+                    format_args!("handler panicked: {}", panic.message),
+                    fields,
+                    &fields_list,
+                );
+            }
+            Ok(Err(e)) if log_connections && reason == CloseReason::Error => {
+                let error = e.to_string();
+                let fields_list: Vec<_> = summary
+                    .iter()
+                    .cloned()
+                    .chain([("error", error.as_str().into())])
+                    .collect();
+                conn_event(
+                    log::Level::Info,
+                    format_args!("connection closed"),
+                    fields,
+                    &fields_list,
+                );
+            }
+            _ if log_connections => {
+                conn_event(
+                    log::Level::Info,
+                    format_args!("connection closed"),
+                    fields,
+                    &summary,
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// Logs a rejection at `warn`, at most once a second per reason.
+    pub(super) fn log_reject(
+        &self,
+        id: u64,
+        peer: SocketAddr,
+        reason: RejectReason,
+        detail: Option<&str>,
+    ) {
+        if !self.config.log_connections {
+            return;
+        }
+        if let Some(suppressed) = self.reject_logs[reason as usize].allow() {
+            let fields = ConnFields {
+                conn_id: id,
+                peer,
+                proxy_peer: None,
+            };
+            let mut extra = vec![
+                ("reason", reason.as_str().into()),
+                ("suppressed", suppressed.into()),
+            ];
+            if let Some(detail) = detail {
+                extra.push(("error", detail.into()));
+            }
+            conn_event(
+                log::Level::Warn,
+                format_args!("connection rejected"),
+                fields,
+                &extra,
+            );
+        }
+    }
+}
+
+/// The admin endpoint's narrow view of this server: readiness and metrics.
+impl crate::admin::Status for ConnService {
+    fn is_ready(&self) -> bool {
+        self.lifecycle.phase().is_ready()
+    }
+
+    /// The metrics in text format, with live byte counts brought up to date.
+    fn metrics_text(&self) -> Vec<u8> {
+        self.registry
+            .for_each(|conn| conn.report_bytes(&self.metrics));
+        self.metrics.encode()
+    }
+}
