@@ -10,7 +10,6 @@
 //! bottom — and syncnet runs it for every connection:
 //!
 //! ```no_run
-//! use std::io::{BufRead, BufReader, Write};
 //! use syncnet::{Conn, Server};
 //!
 //! fn main() -> Result<(), syncnet::Error> {
@@ -28,30 +27,43 @@
 //! ## The path of one connection
 //!
 //! ```text
-//!  accept ──▶ admission ──▶ queue ──▶ worker ──▶ handler ──▶ close
+//!  accept ──▶ admission ──▶ queue ──▶ worker ──▶ prelude ──▶ handler ──▶ close
 //! ```
 //!
-//! 1. **accept** (`server.rs`, `accept_loop`): one thread calls `accept()`.
-//!    Errors are sorted: out of file descriptors or memory → count, warn at
-//!    most once a second, back off briefly (never spin, never exit); an error
-//!    that concerns one connection → skip it.
-//! 2. **admission** (`pool.rs`, `Pool::dispatch`): when `workers + queue`
-//!    connections are already in flight, the new one is closed at once and
-//!    counted as `overload`.
-//! 3. **queue**: a bounded `crossbeam_channel`. A connection that waits
-//!    longer than the queue timeout is closed (`overload`).
-//! 4. **worker** (`pool.rs`): at most `workers` threads, started on demand.
-//!    The worker sets the socket options and timeouts, and registers the
-//!    connection so shutdown can reach it (`shutdown.rs`).
-//! 5. **handler**: your code, called with a [`Conn`] (which is `Read + Write`)
-//!    under `catch_unwind`: a panic closes that connection, never the worker.
-//! 6. **close**: one log line with `conn_id`, `peer`, `bytes_in`,
-//!    `bytes_out`, `duration_ms` and `reason`, and the metrics.
+//! Each step is one file under `src/server/` (or `src/pool.rs`):
 //!
-//! Shutdown (`ServerHandle::shutdown`, or a signal under [`Server::run`]):
+//! 1. **accept** (`server/accept.rs`, `accept_loop`): one thread calls
+//!    `accept()` and gives the connection a process-wide id. Errors are
+//!    sorted: out of file descriptors or memory → count, warn at most once a
+//!    second, back off briefly (never spin, never exit); an error that
+//!    concerns one connection → skip it.
+//! 2. **admission** (`server/admission.rs`): on the accept thread, the
+//!    allow/deny lists, the trusted proxies and the per-IP count and rate
+//!    decide; a refused connection is closed and counted (`denied`,
+//!    `per_ip_limit`, `rate_limit`).
+//! 3. **queue** (`pool.rs`, `Pool::dispatch`): when `workers + queue`
+//!    connections are already in flight the new one is closed at once
+//!    (`overload`); otherwise it goes into a bounded `crossbeam_channel`. A
+//!    connection that waits longer than the queue timeout is closed
+//!    (`overload`).
+//! 4. **worker** (`pool.rs`): at most `workers` threads, started on demand.
+//! 5. **serve** (`server/serve.rs`, `ConnService::serve`): registers the
+//!    connection so the drain can reach it (`server/registry.rs`), runs the
+//!    prelude (PROXY header, TLS handshake, client-certificate name check,
+//!    under the handshake timeout), then calls your **handler** with a
+//!    [`Conn`] (which is `Read + Write`) under `catch_unwind`: a panic closes
+//!    that connection, never the worker.
+//! 6. **close** (`server/serve.rs`): one log line with `conn_id`, `peer`,
+//!    `bytes_in`, `bytes_out`, `duration_ms` and `reason`, and the metrics.
+//!
+//! **Shutdown** (`server/shutdown.rs`, [`ServerHandle::shutdown`], or a
+//! signal under [`Server::run`]): the server's one phase
+//! (`src/lifecycle.rs`: running → stopping → draining → stopped) moves on:
 //! `/readyz` turns 503, the listener closes after the shutdown delay, every
-//! open connection's read side is shut down so its handler sees end of input
-//! and finishes, and what is left after the drain timeout is closed by force.
+//! open connection's read side is shut down so its handler sees end of
+//! input and finishes, and what is left after the drain timeout is closed
+//! by force. `docs/reference.md` is the reference for flags, metrics, logs,
+//! exit codes and shutdown; `docs/architecture.md` draws the modules.
 //!
 //! ## Embedding and testing
 //!

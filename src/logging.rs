@@ -1,4 +1,4 @@
-//! Log output (SPEC §4): `env_logger` with a text and a JSON format, and
+//! Log output (`docs/reference.md`, "Logs"): `env_logger` with a text and a JSON format, and
 //! the rate limiter that keeps a flood of rejections from flooding the log.
 //!
 //! Events carry their fields as `log` key-values, e.g.

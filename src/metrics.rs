@@ -1,4 +1,4 @@
-//! The metrics registry each server owns, and the names SPEC §3 gives them.
+//! The metrics registry each server owns, and the names `docs/reference.md` ("Metrics") gives them.
 //!
 //! Counters are `prometheus` atomics, touched once per connection (accept,
 //! reject, close), never per read or write: a connection counts its own bytes

@@ -144,8 +144,13 @@ impl Server {
 
     /// Runs the server until SIGINT/SIGTERM/SIGHUP, then shuts down gracefully.
     ///
-    /// Installs the signal handler (once per process). Returns `Ok(())` when
-    /// the drain completed.
+    /// Returns `Ok(())` when the drain completed.
+    ///
+    /// # Side effects
+    /// Besides those of [`Server::spawn`]: installs a process-wide handler
+    /// for SIGINT, SIGTERM and SIGHUP (once per process, shared by every
+    /// later `run`), and raises the process's soft `RLIMIT_NOFILE` to its
+    /// hard limit, warning when that is still below `workers + queue + 64`.
     ///
     /// # Errors
     /// [`Error::Interrupted`] when a second signal arrives during the drain
@@ -182,6 +187,12 @@ impl Server {
     ///
     /// Installs no signal handler: call [`ServerHandle::shutdown`] to stop.
     /// This is how tests and programs that embed syncnet use it.
+    ///
+    /// # Side effects
+    /// Installs a process-wide panic hook (once; it chains to the hook that
+    /// was there before) that keeps panics inside handlers out of stderr:
+    /// the worker logs them as one `handler panicked` line instead. Panics
+    /// elsewhere still reach the previous hook.
     ///
     /// ```
     /// let server = syncnet::Server::builder().listen("127.0.0.1:0").admin(None).build()?;
