@@ -1,28 +1,21 @@
-//! Unit tests of the TLS module: configuration errors, handshakes both ways, mTLS and handshake failures.
-
-use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::thread;
-
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
-use rustls::ProtocolVersion;
+//! Unit tests of the TLS module: configuration errors, handshakes both ways,
+//! mTLS and handshake failures. The certificates come from the test PKI the
+//! integration tests use too (`tests/support/pki.rs`).
 
 use std::io::{self, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::ops::{Deref, DerefMut};
-use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread;
 use std::time::{Duration, Instant};
 
+use rcgen::ExtendedKeyUsagePurpose;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use rustls::{
-    ClientConfig, ClientConnection, ConnectionCommon, ServerConfig, SideData, StreamOwned,
-    SupportedProtocolVersion,
+    ClientConfig, ClientConnection, ConnectionCommon, ProtocolVersion, ServerConfig, SideData,
+    StreamOwned, SupportedProtocolVersion,
 };
 
 use super::client::client_config_for;
@@ -34,123 +27,17 @@ use super::{
     tls_read, tls_write,
 };
 
+#[path = "../../tests/support/pki.rs"]
+mod pki;
+
+use pki::{Pair, Pki, new_ca, new_leaf};
+
 /// Bounds every blocking call in these tests, so a bug fails instead of hanging.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A unique directory under the temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "syncnet-tls-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A certificate and its key, as PEM files.
-struct Pair {
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-/// Two CAs and the certificates the tests need, in a fresh directory.
-struct Pki {
-    dir: TempDir,
-    /// The CA that signs the server and the trusted clients.
-    ca: PathBuf,
-    /// Another CA, trusted by nobody here.
-    other_ca: PathBuf,
-    /// For `localhost` and 127.0.0.1.
-    server: Pair,
-    /// Client `allowed.example`, from `ca`.
-    allowed: Pair,
-    /// Client `other.example`, from `ca`.
-    other: Pair,
-    /// Client `allowed.example`, from `other_ca`.
-    stranger: Pair,
-}
-
-fn new_ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let cert = params.self_signed(&key).unwrap();
-    (cert.pem(), Issuer::new(params, key))
-}
-
-/// A leaf certificate with these SANs (DNS names or IP addresses) and CN.
-fn new_leaf(
-    issuer: &Issuer<'static, KeyPair>,
-    sans: &[&str],
-    cn: &str,
-    usage: ExtendedKeyUsagePurpose,
-) -> (String, String) {
-    let key = KeyPair::generate().unwrap();
-    let sans: Vec<String> = sans.iter().map(|s| (*s).to_owned()).collect();
-    let mut params = CertificateParams::new(sans).unwrap();
-    params.distinguished_name.push(DnType::CommonName, cn);
-    params.extended_key_usages = vec![usage];
-    let cert = params.signed_by(&key, issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
-
+/// The settings these tests build from the PKI's files.
 impl Pki {
-    fn new() -> Pki {
-        let dir = TempDir::new();
-        let (ca_pem, ca) = new_ca("syncnet test CA");
-        let (other_ca_pem, other_ca) = new_ca("syncnet other CA");
-        let pair = |name: &str, issuer: &Issuer<'static, KeyPair>, sans: &[&str], usage| {
-            let (cert, key) = new_leaf(issuer, sans, sans[0], usage);
-            Pair {
-                cert: dir.write(&format!("{name}.crt"), cert),
-                key: dir.write(&format!("{name}.key"), key),
-            }
-        };
-        let server = pair(
-            "server",
-            &ca,
-            &["localhost", "127.0.0.1"],
-            ExtendedKeyUsagePurpose::ServerAuth,
-        );
-        let client = ExtendedKeyUsagePurpose::ClientAuth;
-        let allowed = pair("allowed", &ca, &["allowed.example"], client.clone());
-        let other = pair("other", &ca, &["other.example"], client.clone());
-        let stranger = pair("stranger", &other_ca, &["allowed.example"], client);
-        Pki {
-            ca: dir.write("ca.crt", ca_pem),
-            other_ca: dir.write("other-ca.crt", other_ca_pem),
-            server,
-            allowed,
-            other,
-            stranger,
-            dir,
-        }
-    }
-
+    /// The listener with the server certificate, without mTLS.
     fn server_settings(&self) -> TlsSettings {
         TlsSettings {
             cert: self.server.cert.clone(),
@@ -159,6 +46,7 @@ impl Pki {
         }
     }
 
+    /// The listener with mTLS (clients from `ca`) and the allow list `allow`.
     fn mtls_settings(&self, allow: &[&str]) -> TlsSettings {
         TlsSettings {
             client_ca: Some(self.ca.clone()),
@@ -167,6 +55,7 @@ impl Pki {
         }
     }
 
+    /// A client trusting `ca`, presenting `cert` when given.
     fn client_settings(&self, cert: Option<&Pair>) -> ClientTls {
         ClientTls {
             ca: Some(self.ca.clone()),
@@ -280,8 +169,8 @@ fn valid_settings_build_server_and_client_configs() {
 #[test]
 fn missing_or_unreadable_files_name_the_flag_and_path() {
     let pki = Pki::new();
-    let dangling = pki.dir.0.join("no-such-file.pem");
-    let directory = pki.dir.0.clone();
+    let dangling = pki.dir.path().join("no-such-file.pem");
+    let directory = pki.dir.path().to_path_buf();
 
     let mut settings = pki.server_settings();
     settings.cert = dangling.clone();
@@ -490,7 +379,7 @@ fn openssl(args: &[&str]) -> Option<()> {
 #[test]
 fn pkcs1_rsa_and_sec1_ec_keys_load() {
     let pki = Pki::new();
-    let path = |name: &str| pki.dir.0.join(name).display().to_string();
+    let path = |name: &str| pki.dir.path().join(name).display().to_string();
     let (rsa_key, rsa_cert) = (path("rsa.key"), path("rsa.crt"));
     let (ec_key, ec_cert) = (path("ec.key"), path("ec.crt"));
     if openssl(&["genrsa", "-traditional", "-out", &rsa_key, "2048"]).is_none() {
