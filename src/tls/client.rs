@@ -86,7 +86,8 @@ pub(super) fn client_config_for(
 ///
 /// Reading from the returned stream directly reports a peer that closes
 /// without close_notify as `UnexpectedEof`; use
-/// `tls_read(&mut s.conn, &s.sock, buf)` for SPEC §2's "end of input".
+/// `tls_read(&mut s.conn, &s.sock, buf)` to see it as end of input (`Ok(0)`),
+/// as on a plain socket.
 ///
 /// # Errors
 /// As for [`accept`](super::accept), and [`HandshakeError::ServerName`].

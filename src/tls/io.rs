@@ -11,13 +11,14 @@ use rustls::{ConnectionCommon, SideData};
 /// Reads plaintext from an established TLS connection, like `Read::read`
 /// on the socket: blocks until some data, end of input or an error.
 ///
-/// End of input is `Ok(0)` both after the peer's close_notify and when the
-/// TCP stream ends without one (rustls' `UnexpectedEof`: what the drain's
-/// `shutdown(Read)` and many clients produce; SPEC §2). A socket timeout is
-/// the socket's `WouldBlock`/`TimedOut` error; a corrupt record or a fatal
-/// alert from the peer is `InvalidData`. Pending TLS output (e.g. a key
-/// update response) is written as needed. No allocation of its own: the
-/// plaintext is copied once, from rustls' buffer into `buf`.
+/// End of input is `Ok(0)`, as on a plain socket, both after the peer's
+/// close_notify and when the TCP stream ends without one (rustls'
+/// `UnexpectedEof`: what the drain's `shutdown(Read)` and many clients
+/// produce). A socket timeout is the socket's `WouldBlock`/`TimedOut`
+/// error; a corrupt record or a fatal alert from the peer is `InvalidData`.
+/// Pending TLS output (e.g. a key update response) is written as needed. No
+/// allocation of its own: the plaintext is copied once, from rustls' buffer
+/// into `buf`.
 pub(crate) fn tls_read<C, S>(conn: &mut C, tcp: &TcpStream, buf: &mut [u8]) -> io::Result<usize>
 where
     C: DerefMut + Deref<Target = ConnectionCommon<S>>,

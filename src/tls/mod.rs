@@ -1,11 +1,13 @@
 //! TLS (rustls, ring provider): configs from PEM files, mTLS name checks, a deadline-bounded handshake and read/write helpers.
 //!
-//! Server side (SPEC §1.1): [`server_config`] turns `--tls-cert`, `--tls-key`,
+//! Server side (the `--tls-*` flags of `syncnet serve`, under Flags in
+//! `docs/reference.md`): [`server_config`] turns `--tls-cert`, `--tls-key`,
 //! `--tls-client-ca` and `--tls-allow-name` into a
 //! [`ServerConfig`](rustls::ServerConfig) for TLS 1.2 and 1.3; the worker
 //! calls [`accept`] on each connection, then [`name_allowed`] when an allow
 //! list is set, then moves bytes with [`tls_read`] and [`tls_write`]. Client
-//! side (SPEC §1.4): [`client_config`] and [`connect`].
+//! side (`syncnet client --tls` and its flags): [`client_config`] and
+//! [`connect`].
 //!
 //! Everything is blocking I/O on a `&TcpStream`, so the socket's read and
 //! write timeouts (and a `shutdown()` from another thread) work on a TLS

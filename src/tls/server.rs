@@ -67,8 +67,9 @@ pub(crate) fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>,
 /// Runs the server side of a TLS handshake on `stream`, with blocking I/O,
 /// and returns the established connection. The whole handshake (including
 /// sending the TLS 1.3 session tickets that follow it) must finish within
-/// `timeout` (SPEC `--tls-handshake-timeout`, above 0): a peer trickling one
-/// byte at a time does not extend it. A zero timeout fails at once.
+/// `timeout` (`--tls-handshake-timeout`, above 0; Flags in
+/// `docs/reference.md`): a peer trickling one byte at a time does not extend
+/// it. A zero timeout fails at once.
 ///
 /// Socket state afterwards, success or failure: the read and write timeouts
 /// are the ones `stream` had on entry (they are changed during the

@@ -25,7 +25,7 @@ pub(super) const FLAG_TLS: &str = "--tls";
 /// `--tls-server-name`: the name the server's certificate must carry.
 pub(super) const FLAG_SERVER_NAME: &str = "--tls-server-name";
 
-/// The listener's TLS flags (SPEC §1.1).
+/// The listener's TLS flags (under Flags in `docs/reference.md`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsSettings {
     /// `--tls-cert`: PEM certificate chain, the server's own certificate first.
@@ -41,7 +41,8 @@ pub struct TlsSettings {
     pub allow_names: Vec<String>,
 }
 
-/// The client's TLS flags (SPEC §1.4; `--tls` itself is the caller's switch).
+/// The client's TLS flags (under Flags in `docs/reference.md`; `--tls` itself
+/// is the caller's switch).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientTls {
     /// `--tls-ca`: PEM CA bundle the server's certificate must chain to.
