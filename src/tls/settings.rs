@@ -213,6 +213,7 @@ impl std::error::Error for TlsConfigError {
     }
 }
 
+/// The contents of the file `path` given with `flag`.
 fn read_file(flag: &'static str, path: &Path) -> Result<Vec<u8>, TlsConfigError> {
     std::fs::read(path).map_err(|source| TlsConfigError::Read {
         flag,
@@ -221,6 +222,7 @@ fn read_file(flag: &'static str, path: &Path) -> Result<Vec<u8>, TlsConfigError>
     })
 }
 
+/// A PEM parse error of the file `path` given with `flag`.
 fn pem_error(flag: &'static str, path: &Path, e: rustls::pki_types::pem::Error) -> TlsConfigError {
     TlsConfigError::Pem {
         flag,

@@ -66,14 +66,17 @@ impl Pki {
     }
 }
 
+/// The message of the error `server_config` gives for `settings`.
 fn server_error(settings: &TlsSettings) -> String {
     server_config(settings).unwrap_err().to_string()
 }
 
+/// The message of the error `client_config` gives for `settings`.
 fn client_error(settings: &ClientTls) -> String {
     client_config(settings).unwrap_err().to_string()
 }
 
+/// Panics unless `message` contains every one of `expected`.
 fn assert_names(message: &str, expected: &[&str]) {
     for part in expected {
         assert!(
@@ -100,11 +103,13 @@ fn serve<T: Send + 'static>(
     (addr, rx)
 }
 
+/// What the server thread reports, within twice [`IO_TIMEOUT`].
 fn outcome<T>(rx: &mpsc::Receiver<T>) -> T {
     rx.recv_timeout(IO_TIMEOUT * 2)
         .expect("the server thread reports within the timeout")
 }
 
+/// A plain TCP connection to `addr`, its timeouts at [`IO_TIMEOUT`].
 fn tcp_client(addr: SocketAddr) -> TcpStream {
     let tcp = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap();
     tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
@@ -112,6 +117,7 @@ fn tcp_client(addr: SocketAddr) -> TcpStream {
     tcp
 }
 
+/// A TLS connection to `addr` with `config`, checking the name `localhost`.
 fn tls_client(
     addr: SocketAddr,
     config: Arc<ClientConfig>,
@@ -453,6 +459,8 @@ fn client_names_are_the_dns_sans_and_the_common_name() {
 
 // ---- handshakes ----------------------------------------------------
 
+/// Echoes a 200 kB message over `versions`; expects `expected` negotiated
+/// and close_notify to read as end of input after the data.
 fn echo_both_ways(versions: &[&'static SupportedProtocolVersion], expected: ProtocolVersion) {
     let pki = Pki::new();
     let config = server_config(&pki.server_settings()).unwrap();
@@ -661,6 +669,7 @@ fn mtls_client(
     )
 }
 
+/// TLS 1.3 and 1.2, for the tests that run over both.
 const BOTH: [&SupportedProtocolVersion; 2] = [&rustls::version::TLS13, &rustls::version::TLS12];
 
 #[test]
@@ -729,6 +738,8 @@ fn mtls_with_a_certificate_from_another_ca_fails() {
 /// The result of `accept` and how long it took.
 type Accepted = (Result<(), HandshakeError>, Duration);
 
+/// A server running `accept` with `timeout` on the next connection; reports
+/// the result and how long it took.
 fn failing_accept(timeout: Duration) -> (SocketAddr, mpsc::Receiver<Accepted>) {
     let pki = Pki::new();
     let config = server_config(&pki.server_settings()).unwrap();

@@ -21,6 +21,7 @@ pub struct TempDir(PathBuf);
 impl TempDir {
     /// Creates a fresh, empty directory.
     pub fn new() -> TempDir {
+        /// Numbers the directories of this process.
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "syncnet-pki-{}-{}",
