@@ -81,8 +81,10 @@ impl Client {
     /// `tls.cert`/`tls.key` when given (mTLS).
     ///
     /// # Errors
-    /// As [`Client::connect`]; [`Error::Config`] naming the flag for
-    /// unusable TLS files; [`Error::Io`] when the handshake fails.
+    /// [`Error::Tls`] naming the flag for unusable TLS settings (a missing or
+    /// unusable file, `--tls-cert` without `--tls-key`, no `--tls-ca`, an
+    /// invalid `--tls-server-name`), checked before connecting; then as
+    /// [`Client::connect`]; [`Error::Io`] when the handshake fails.
     pub fn connect_tls(addr: &str, timeout: Duration, tls: &ClientTls) -> Result<Client, Error> {
         let config = crate::tls::client_config(tls).map_err(|e| Error::Tls {
             setting: e.flag(),

@@ -4,24 +4,10 @@
 mod binary;
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use binary::{Finished, TempFile, run, serve_command};
-
-/// A self-signed certificate and its key, as files.
-struct CertFiles {
-    cert: TempFile,
-    key: TempFile,
-}
-
-fn cert_files() -> CertFiles {
-    let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
-        .expect("generate a certificate");
-    CertFiles {
-        cert: TempFile::new(".crt", &pair.cert.pem()),
-        key: TempFile::new(".key", &pair.signing_key.serialize_pem()),
-    }
-}
+use binary::{Finished, run, serve_command};
+use support::pki::Pki;
 
 fn text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
@@ -48,47 +34,35 @@ fn expect_config_error(out: &Finished, names: &[&str]) {
 
 #[test]
 fn a_missing_certificate_file_is_named() {
-    let files = cert_files();
+    let pki = Pki::new();
     let missing = "/nonexistent/syncnet/server.crt";
-    let out = serve(&["--tls-cert", missing, "--tls-key", &text(files.key.path())]);
+    let out = serve(&["--tls-cert", missing, "--tls-key", &text(&pki.server.key)]);
     expect_config_error(&out, &["--tls-cert", missing]);
-}
-
-/// A fresh directory, removed on drop.
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.0);
-    }
 }
 
 #[test]
 fn a_directory_as_the_key_file_is_named() {
-    let files = cert_files();
-    let dir =
-        Dir(std::env::temp_dir().join(format!("syncnet-test-key-dir-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).expect("create a directory");
+    let pki = Pki::new();
+    let dir = pki.dir.path();
     let out = serve(&[
         "--tls-cert",
-        &text(files.cert.path()),
+        &text(&pki.server.cert),
         "--tls-key",
-        &text(&dir.0),
+        &text(dir),
     ]);
-    expect_config_error(&out, &["--tls-key", &text(&dir.0)]);
+    expect_config_error(&out, &["--tls-key", &text(dir)]);
 }
 
 #[test]
 fn a_key_that_does_not_match_the_certificate_is_named() {
-    let files = cert_files();
-    let stranger = cert_files();
+    let pki = Pki::new();
     let out = serve(&[
         "--tls-cert",
-        &text(files.cert.path()),
+        &text(&pki.server.cert),
         "--tls-key",
-        &text(stranger.key.path()),
+        &text(&pki.allowed.key),
     ]);
-    expect_config_error(&out, &["--tls-key", &text(stranger.key.path())]);
+    expect_config_error(&out, &["--tls-key", &text(&pki.allowed.key)]);
 }
 
 #[test]
@@ -101,28 +75,28 @@ fn an_invalid_cidr_is_named() {
 
 #[test]
 fn a_tls_key_without_a_certificate_and_the_reverse_are_errors() {
-    let files = cert_files();
-    let out = serve(&["--tls-key", &text(files.key.path())]);
+    let pki = Pki::new();
+    let out = serve(&["--tls-key", &text(&pki.server.key)]);
     expect_config_error(&out, &["--tls-key", "--tls-cert"]);
-    let out = serve(&["--tls-cert", &text(files.cert.path())]);
+    let out = serve(&["--tls-cert", &text(&pki.server.cert)]);
     expect_config_error(&out, &["--tls-cert", "--tls-key"]);
 }
 
 #[test]
 fn a_client_ca_without_tls_is_an_error() {
-    let files = cert_files();
-    let out = serve(&["--tls-client-ca", &text(files.cert.path())]);
+    let pki = Pki::new();
+    let out = serve(&["--tls-client-ca", &text(&pki.ca)]);
     expect_config_error(&out, &["--tls-client-ca"]);
 }
 
 #[test]
 fn an_allowed_name_without_a_client_ca_is_an_error() {
-    let files = cert_files();
+    let pki = Pki::new();
     let out = serve(&[
         "--tls-cert",
-        &text(files.cert.path()),
+        &text(&pki.server.cert),
         "--tls-key",
-        &text(files.key.path()),
+        &text(&pki.server.key),
         "--tls-allow-name",
         "allowed.example",
     ]);

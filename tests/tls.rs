@@ -8,15 +8,11 @@ use std::io::{Cursor, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
+use support::pki::{Pair, Pki};
 use support::*;
 use syncnet::{Client, ClientTls, ServerHandle, TlsSettings};
 
@@ -24,103 +20,9 @@ const TLS_REJECTED: &str = "syncnet_connections_rejected_total{reason=\"tls\"}";
 const DENIED: &str = "syncnet_connections_rejected_total{reason=\"denied\"}";
 const HANDSHAKE_FAILURES: &str = "syncnet_tls_handshake_failures_total";
 
-/// A unique directory under the temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "syncnet-tls-it-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("create the temp dir");
-        TempDir(dir)
-    }
-
-    fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).expect("write a PEM file");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A certificate and its key, as PEM files.
-struct Pair {
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-/// Two CAs and the certificates the tests need, as files in a fresh directory.
-struct Pki {
-    _dir: TempDir,
-    /// The CA that signs the server and the trusted clients.
-    ca: PathBuf,
-    /// For `localhost` and 127.0.0.1, from `ca`.
-    server: Pair,
-    /// Client `allowed.example`, from `ca`.
-    allowed: Pair,
-    /// Client `other.example`, from `ca`.
-    other: Pair,
-    /// Client `allowed.example`, from a CA nobody trusts.
-    stranger: Pair,
-}
-
-fn new_ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
-    let key = KeyPair::generate().expect("CA key");
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let cert = params.self_signed(&key).expect("self-sign the CA");
-    (cert.pem(), Issuer::new(params, key))
-}
-
+/// The settings these tests build from the PKI's files.
 impl Pki {
-    fn new() -> Pki {
-        let dir = TempDir::new();
-        let (ca_pem, ca) = new_ca("syncnet test CA");
-        let (_, stranger_ca) = new_ca("syncnet stranger CA");
-        let leaf = |name: &str, issuer: &Issuer<'static, KeyPair>, sans: &[&str], usage| {
-            let key = KeyPair::generate().expect("leaf key");
-            let mut params =
-                CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                    .expect("leaf params");
-            params.distinguished_name.push(DnType::CommonName, sans[0]);
-            params.extended_key_usages = vec![usage];
-            let cert = params.signed_by(&key, issuer).expect("sign the leaf");
-            Pair {
-                cert: dir.write(&format!("{name}.crt"), cert.pem()),
-                key: dir.write(&format!("{name}.key"), key.serialize_pem()),
-            }
-        };
-        let server_auth = ExtendedKeyUsagePurpose::ServerAuth;
-        let client_auth = ExtendedKeyUsagePurpose::ClientAuth;
-        let server = leaf("server", &ca, &["localhost", "127.0.0.1"], server_auth);
-        let allowed = leaf("allowed", &ca, &["allowed.example"], client_auth.clone());
-        let other = leaf("other", &ca, &["other.example"], client_auth.clone());
-        let stranger = leaf("stranger", &stranger_ca, &["allowed.example"], client_auth);
-        Pki {
-            ca: dir.write("ca.crt", ca_pem),
-            server,
-            allowed,
-            other,
-            stranger,
-            _dir: dir,
-        }
-    }
-
+    /// The listener with the server certificate, without mTLS.
     fn server_settings(&self) -> TlsSettings {
         TlsSettings {
             cert: self.server.cert.clone(),
@@ -129,6 +31,7 @@ impl Pki {
         }
     }
 
+    /// The listener with mTLS (clients from `ca`) and the allow list `allow`.
     fn mtls_settings(&self, allow: &[&str]) -> TlsSettings {
         TlsSettings {
             client_ca: Some(self.ca.clone()),

@@ -2,6 +2,8 @@
 //! read their metrics. Every wait is bounded.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod pki; // the test CAs and certificates; the unit tests of src/tls include it too
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
