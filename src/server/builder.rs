@@ -5,6 +5,7 @@
 //! a bad address or a port in use is reported before anything runs.
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
@@ -30,6 +31,8 @@ use crate::{Cidr, Error, TlsSettings};
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
     config: ServerConfig,
+    /// Written to plain-TCP connections the server turns away.
+    reject_reply: Option<Arc<[u8]>>,
 }
 
 impl Builder {
@@ -169,7 +172,33 @@ impl Builder {
         let config = self.config;
         config.validate()?;
         let listener = bind(&config.listen, "listen", config.backlog)?;
-        Server::from_listener(listener, config)
+        let mut server = Server::from_listener(listener, config)?;
+        server.reject_reply = self.reject_reply;
+        Ok(server)
+    }
+
+    /// The protocol's own refusal: when the server turns a plain-TCP
+    /// connection away because it is full or shutting down (reasons
+    /// `overload`, `per_ip_limit`, `rate_limit`, `shutdown`), it writes
+    /// these bytes before closing, the way Redis answers
+    /// `-ERR max number of clients reached`. Best effort: one non-blocking
+    /// write, never delaying the accept loop; a refusal is counted and
+    /// logged as without it. Not sent to TLS listeners' clients (there is no
+    /// session yet), nor to `denied` or `protocol` refusals. Defaults to
+    /// nothing (a plain close).
+    ///
+    /// ```
+    /// let server = syncnet::Server::builder()
+    ///     .listen("127.0.0.1:0")
+    ///     .admin(None)
+    ///     .reject_reply(b"-ERR max number of clients reached\r\n")
+    ///     .build()?;
+    /// # drop(server);
+    /// # Ok::<(), syncnet::Error>(())
+    /// ```
+    pub fn reject_reply(mut self, bytes: impl AsRef<[u8]>) -> Self {
+        self.reject_reply = Some(Arc::from(bytes.as_ref()));
+        self
     }
 }
 

@@ -79,6 +79,8 @@ pub struct Server {
     admin_listener: Option<TcpListener>,
     local_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
+    /// [`Builder::reject_reply`]: written to refused plain-TCP connections.
+    reject_reply: Option<Arc<[u8]>>,
 }
 
 /// Servers are moved into threads and shared by handles.
@@ -129,6 +131,7 @@ impl Server {
             admin_listener,
             local_addr,
             admin_addr,
+            reject_reply: None,
         })
     }
 
@@ -214,6 +217,7 @@ impl Server {
             admin_listener,
             local_addr,
             admin_addr,
+            reject_reply,
         } = self;
         let metrics = Arc::new(Metrics::new(config.workers));
         let lifetime_timer = if config.max_lifetime.is_zero() {
@@ -242,6 +246,7 @@ impl Server {
             tls,
             lifetime_timer,
             reject_logs: RejectReason::ALL.map(|_| LogEvery::new()),
+            reject_reply: reject_reply.filter(|_| config.tls.is_none()),
             config,
         });
         let config = &service.config;

@@ -51,6 +51,8 @@ pub(crate) struct ConnService {
     pub(super) lifetime_timer: Option<FifoTimer<Weak<ConnShared>>>,
     /// One gate per reject reason: at most one log line a second each.
     pub(super) reject_logs: [LogEvery; RejectReason::ALL.len()],
+    /// `Builder::reject_reply`, for plain TCP only.
+    pub(super) reject_reply: Option<Arc<[u8]>>,
 }
 
 /// What the prelude learned about a connection before its handler runs.
@@ -154,6 +156,17 @@ impl Service for ConnService {
     fn reject(&self, waiting: Waiting, reason: RejectReason) {
         self.metrics.rejected(reason);
         self.log_reject(waiting.conn.id, waiting.peer, reason, None);
+        if let Some(reply) = &self.reject_reply
+            && matches!(
+                reason,
+                RejectReason::Overload
+                    | RejectReason::PerIpLimit
+                    | RejectReason::RateLimit
+                    | RejectReason::Shutdown
+            )
+        {
+            send_refusal(&waiting.conn.stream, reply);
+        }
         drop(waiting.conn);
     }
 }
@@ -348,6 +361,30 @@ impl ConnService {
                 fields,
                 &extra,
             );
+        }
+    }
+}
+
+/// Writes `reply` to a connection about to be refused: one non-blocking
+/// write (a refusal never waits for a slow peer), then end of output, then
+/// whatever the client already sent is read and dropped, so the close sends
+/// FIN rather than a reset that could destroy the reply in flight. Never
+/// inlined: the accept thread's and the workers' hot paths do not pay for it.
+#[inline(never)]
+fn send_refusal(stream: &std::net::TcpStream, reply: &[u8]) {
+    use std::io::{Read, Write};
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let mut sock = stream;
+    if sock.write(reply).is_ok() {
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let mut scratch = [0u8; 512];
+        for _ in 0..16 {
+            match sock.read(&mut scratch) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
         }
     }
 }
