@@ -202,6 +202,25 @@ impl Conn {
         self.started
     }
 
+    /// The names the client's certificate is known by, with mTLS
+    /// (`--tls-client-ca`): its DNS subject alternative names, or, only when
+    /// it has none, its subject common name. Empty for plain TCP, and for
+    /// TLS without a client certificate. Useful to route or authorise by the
+    /// client's identity.
+    pub fn peer_names(&self) -> Vec<String> {
+        match &self.transport {
+            Transport::Plain => Vec::new(),
+            Transport::Tls(tls) => crate::tls::peer_names(tls),
+        }
+    }
+
+    /// True once the server started draining: the handler should finish
+    /// what it is doing and return (its reads will soon report end of
+    /// input). A long-running handler that does not read can poll this.
+    pub fn is_draining(&self) -> bool {
+        self.lifecycle.is_draining()
+    }
+
     /// Shuts down the writing side: the peer reads end of input, and can
     /// still send to us.
     ///

@@ -209,6 +209,46 @@ fn mtls_with_an_allow_list_serves_only_the_names_on_it() {
     );
 }
 
+#[test]
+fn a_certificate_with_dns_sans_is_not_allowed_by_its_common_name() {
+    let pki = Pki::new();
+    let server = spawn_echo(builder().tls(pki.mtls_settings(&["reporter.internal"])));
+    let addr = addr_text(&server);
+    // SAN intruder.internal, CN reporter.internal, from the trusted CA.
+    let intruder = pki.leaf("intruder", &["intruder.internal"], "reporter.internal");
+    expect_tls_refused(&addr, &pki.client(Some(&intruder)));
+    wait_metric(&server, DENIED, 1.0);
+    // A certificate without SANs is known by its CN.
+    let reporter = pki.leaf("reporter", &[], "reporter.internal");
+    expect_tls_echo(&addr, &pki.client(Some(&reporter)));
+}
+
+#[test]
+fn a_handler_reads_the_client_certificate_names() {
+    let pki = Pki::new();
+    let server = spawn_with(
+        builder().tls(pki.mtls_settings(&[])),
+        |conn: &mut syncnet::Conn| -> std::io::Result<()> {
+            let names = format!("{}\n", conn.peer_names().join(","));
+            conn.write_all(names.as_bytes())?;
+            conn.flush()
+        },
+    );
+    let addr = addr_text(&server);
+    for (pair, expected) in [
+        (
+            pki.leaf("two", &["a.internal", "b.internal"], "cn.internal"),
+            "a.internal,b.internal\n",
+        ),
+        (pki.leaf("cn-only", &[], "cn.internal"), "cn.internal\n"),
+    ] {
+        let mut client = tls_connect(&addr, &pki.client(Some(&pair))).expect("TLS connect");
+        let mut got = String::new();
+        client.read_to_string(&mut got).expect("read the names");
+        assert_eq!(got, expected);
+    }
+}
+
 /// The path of `program` when it is installed; `None` (after saying why)
 /// when it is not and CI is not set; a panic when it is not and CI=true.
 fn require(program: &str) -> Option<PathBuf> {

@@ -41,7 +41,7 @@ use rustls::crypto::CryptoProvider;
 
 pub(crate) use client::{client_config, connect};
 pub(crate) use io::{tls_flush, tls_read, tls_write};
-pub(crate) use names::name_allowed;
+pub(crate) use names::{name_allowed, peer_names};
 pub(crate) use server::{accept, server_config};
 pub use settings::{ClientTls, TlsSettings};
 

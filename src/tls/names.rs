@@ -4,10 +4,10 @@
 use rustls::ServerConnection;
 use x509_parser::extensions::GeneralName;
 
-/// The names a certificate (DER) carries for `--tls-allow-name`: its DNS
-/// subject alternative names, then its subject common name(s), as written.
-/// IP-address and other SAN types are not names here. A certificate that
-/// cannot be parsed has no names.
+/// The names a certificate (DER) is known by, as RFC 6125 and browsers
+/// read them: its DNS subject alternative names when it has any, and only
+/// otherwise its subject common name(s). IP-address and other SAN types are
+/// not names here. A certificate that cannot be parsed has no names.
 pub(super) fn client_names(cert_der: &[u8]) -> Vec<String> {
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(cert_der) else {
         return Vec::new();
@@ -20,19 +20,31 @@ pub(super) fn client_names(cert_der: &[u8]) -> Vec<String> {
             }
         }
     }
-    for cn in cert.subject().iter_common_name() {
-        if let Ok(text) = cn.as_str() {
-            names.push(text.to_owned());
+    if names.is_empty() {
+        for cn in cert.subject().iter_common_name() {
+            if let Ok(text) = cn.as_str() {
+                names.push(text.to_owned());
+            }
         }
     }
     names
+}
+
+/// The names of the client certificate `conn`'s peer presented (see
+/// [`client_names`]); empty without a client certificate.
+pub(crate) fn peer_names(conn: &ServerConnection) -> Vec<String> {
+    conn.peer_certificates()
+        .and_then(<[_]>::first)
+        .map(|cert| client_names(cert))
+        .unwrap_or_default()
 }
 
 /// Whether the client of `conn` may be served under `--tls-allow-name`.
 ///
 /// An empty `allow` list allows everyone. Otherwise the client's end-entity
 /// certificate (already verified against `--tls-client-ca` by the
-/// handshake) must carry a DNS SAN or a subject CN equal to one of `allow`,
+/// handshake) must be known by one of `allow` (its DNS SANs; its subject CN
+/// only when it has no DNS SAN: see [`client_names`]),
 /// compared ASCII case-insensitively (DNS names are case-insensitive);
 /// there is no wildcard matching: a `*.example` SAN matches only the
 /// allowed name `*.example`. A connection without a client certificate is

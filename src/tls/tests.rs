@@ -444,7 +444,7 @@ fn pkcs1_rsa_and_sec1_ec_keys_load() {
 // ---- names ---------------------------------------------------------
 
 #[test]
-fn client_names_are_the_dns_sans_and_the_common_name() {
+fn client_names_are_the_dns_sans_or_else_the_common_name() {
     let (_, ca) = new_ca("names CA");
     let (pem, _) = new_leaf(
         &ca,
@@ -453,7 +453,30 @@ fn client_names_are_the_dns_sans_and_the_common_name() {
         ExtendedKeyUsagePurpose::ClientAuth,
     );
     let der = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
-    assert_eq!(client_names(&der), ["a.example", "B.Example", "cn.example"]);
+    assert_eq!(
+        client_names(&der),
+        ["a.example", "B.Example"],
+        "with DNS SANs the CN does not count (RFC 6125)"
+    );
+    let (pem, _) = new_leaf(&ca, &[], "cn.example", ExtendedKeyUsagePurpose::ClientAuth);
+    let der = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+    assert_eq!(
+        client_names(&der),
+        ["cn.example"],
+        "without SANs the CN does"
+    );
+    let (pem, _) = new_leaf(
+        &ca,
+        &["10.0.0.1"],
+        "cn.example",
+        ExtendedKeyUsagePurpose::ClientAuth,
+    );
+    let der = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+    assert_eq!(
+        client_names(&der),
+        ["cn.example"],
+        "an IP SAN is not a DNS SAN"
+    );
     assert!(client_names(b"not a certificate").is_empty());
 }
 

@@ -76,6 +76,8 @@ pub struct Pki {
     pub other: Pair,
     /// Client `allowed.example`, from `other_ca`.
     pub stranger: Pair,
+    /// Signs with `ca`, for leaves a test makes itself ([`Pki::leaf`]).
+    ca_issuer: Issuer<'static, KeyPair>,
 }
 
 impl Pki {
@@ -112,6 +114,22 @@ impl Pki {
             other,
             stranger,
             dir,
+            ca_issuer: ca,
+        }
+    }
+
+    /// A client certificate from `ca` with these SANs and subject CN,
+    /// written as `NAME.crt`/`NAME.key`.
+    pub fn leaf(&self, name: &str, sans: &[&str], cn: &str) -> Pair {
+        let (cert, key) = new_leaf(
+            &self.ca_issuer,
+            sans,
+            cn,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        );
+        Pair {
+            cert: self.dir.write(&format!("{name}.crt"), cert),
+            key: self.dir.write(&format!("{name}.key"), key),
         }
     }
 }
