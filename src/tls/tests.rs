@@ -458,22 +458,21 @@ fn client_names_are_the_dns_sans_or_else_the_common_name() {
         ["a.example", "B.Example"],
         "with DNS SANs the CN does not count (RFC 6125)"
     );
-    let (pem, _) = new_leaf(&ca, &[], "cn.example", ExtendedKeyUsagePurpose::ClientAuth);
-    let der = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+    // Made by the shared fixture's own leaf maker, as the integration tests do.
+    let pki = Pki::new();
+    let der_of = |pair: &Pair| {
+        let pem = std::fs::read(&pair.cert).unwrap();
+        CertificateDer::from_pem_slice(&pem).unwrap()
+    };
+    let cn_only = pki.leaf("cn-only", &[], "cn.example");
     assert_eq!(
-        client_names(&der),
+        client_names(&der_of(&cn_only)),
         ["cn.example"],
-        "without SANs the CN does"
+        "without SANs the CN counts"
     );
-    let (pem, _) = new_leaf(
-        &ca,
-        &["10.0.0.1"],
-        "cn.example",
-        ExtendedKeyUsagePurpose::ClientAuth,
-    );
-    let der = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+    let ip_only = pki.leaf("ip-only", &["10.0.0.1"], "cn.example");
     assert_eq!(
-        client_names(&der),
+        client_names(&der_of(&ip_only)),
         ["cn.example"],
         "an IP SAN is not a DNS SAN"
     );
