@@ -122,6 +122,9 @@ pub struct Conn {
     throttle: Option<Throttle>,
     /// The server's phase: reads behave differently once it drains.
     lifecycle: Arc<Lifecycle>,
+    /// The server's metrics, for the layers above a connection (framed
+    /// services count their requests there).
+    metrics: Arc<Metrics>,
     /// True once a read during the drain declared end of input.
     drain_eof: bool,
 }
@@ -155,6 +158,7 @@ impl Conn {
         proxy_peer: Option<SocketAddr>,
         throttle: Option<Throttle>,
         lifecycle: Arc<Lifecycle>,
+        metrics: Arc<Metrics>,
     ) -> Conn {
         Conn {
             shared,
@@ -165,6 +169,7 @@ impl Conn {
             timed_out: None,
             throttle,
             lifecycle,
+            metrics,
             drain_eof: false,
         }
     }
@@ -237,6 +242,11 @@ impl Conn {
             tls.send_close_notify();
             let _ = crate::tls::tls_flush(tls.as_mut(), &self.shared.stream);
         }
+    }
+
+    /// The metrics of the server serving this connection.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub(crate) fn shared(&self) -> &Arc<ConnShared> {

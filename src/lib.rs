@@ -131,7 +131,7 @@ mod panics;
 mod pool;
 mod proxy_protocol;
 mod server;
-mod service;
+pub mod service;
 mod timer;
 mod tls;
 
@@ -141,7 +141,7 @@ pub use conn::Conn;
 pub use error::Error;
 pub use limits::{Cidr, ParseCidrError};
 pub use logging::{LogFormat, init_logging};
-pub use metrics::{CloseReason, RejectReason};
+pub use metrics::{CloseReason, RejectReason, RequestErrorKind};
 pub use server::{Builder, Handler, Server, ServerHandle};
 pub use service::echo::echo;
 pub use tls::{ClientTls, TlsSettings};

@@ -129,6 +129,50 @@ impl AcceptErrorKind {
     }
 }
 
+/// Why a framed request did not get its normal answer
+/// (`request_errors_total{kind}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RequestErrorKind {
+    /// A frame over the maximum size (the connection then closes).
+    FrameTooLarge,
+    /// A frame that could not be read or parsed as a request.
+    Malformed,
+    /// The handler answered with an error of its own.
+    Handler,
+    /// The request's deadline passed before or during its handler.
+    Deadline,
+    /// The connection's request-rate limit refused it.
+    RateLimit,
+}
+
+impl RequestErrorKind {
+    /// Every kind, in label order.
+    pub const ALL: [RequestErrorKind; 5] = [
+        RequestErrorKind::FrameTooLarge,
+        RequestErrorKind::Malformed,
+        RequestErrorKind::Handler,
+        RequestErrorKind::Deadline,
+        RequestErrorKind::RateLimit,
+    ];
+
+    /// The `kind` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestErrorKind::FrameTooLarge => "frame_too_large",
+            RequestErrorKind::Malformed => "malformed",
+            RequestErrorKind::Handler => "handler",
+            RequestErrorKind::Deadline => "deadline",
+            RequestErrorKind::RateLimit => "rate_limit",
+        }
+    }
+}
+
+/// Histogram buckets of `request_duration_seconds`: 100 µs to 10 s.
+const REQUEST_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0,
+];
+
 /// Histogram buckets of `connection_duration_seconds`: 1 ms to 1 h.
 const DURATION_BUCKETS: [f64; 16] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
@@ -149,6 +193,63 @@ pub(crate) struct Metrics {
     pub duration: Histogram,
     pub handler_panics: IntCounter,
     pub tls_handshake_failures: IntCounter,
+    /// The framed-service metrics (`syncnet::service::FramedService`).
+    pub requests: RequestMetrics,
+}
+
+/// The metrics of framed request/response services, shared by every
+/// connection of a server. A connection counts into a local copy and
+/// publishes it before it sends a burst of replies (see
+/// [`LocalRequestMetrics`]), so a request costs no shared atomic.
+pub(crate) struct RequestMetrics {
+    pub total: IntCounter,
+    pub errors: [IntCounter; RequestErrorKind::ALL.len()],
+    pub duration: Histogram,
+}
+
+/// One connection's unpublished request counts.
+pub(crate) struct LocalRequestMetrics {
+    total: prometheus::local::LocalIntCounter,
+    errors: [u64; RequestErrorKind::ALL.len()],
+    duration: prometheus::local::LocalHistogram,
+}
+
+impl RequestMetrics {
+    /// A local copy for one connection.
+    pub(crate) fn local(&self) -> LocalRequestMetrics {
+        LocalRequestMetrics {
+            total: self.total.local(),
+            errors: [0; RequestErrorKind::ALL.len()],
+            duration: self.duration.local(),
+        }
+    }
+}
+
+impl LocalRequestMetrics {
+    /// Counts one request and how long it took.
+    #[inline]
+    pub(crate) fn request(&mut self, seconds: f64) {
+        self.total.inc();
+        self.duration.observe(seconds);
+    }
+
+    /// Counts one error of `kind`.
+    #[inline]
+    pub(crate) fn error(&mut self, kind: RequestErrorKind) {
+        self.errors[kind as usize] += 1;
+    }
+
+    /// Adds what was counted since the last publish to the shared metrics.
+    pub(crate) fn publish(&mut self, shared: &RequestMetrics) {
+        self.total.flush();
+        self.duration.flush();
+        for (count, counter) in self.errors.iter_mut().zip(&shared.errors) {
+            if *count > 0 {
+                counter.inc_by(*count);
+                *count = 0;
+            }
+        }
+    }
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -240,6 +341,32 @@ impl Metrics {
             .expect("valid metric"),
         );
 
+        let request_errors = labelled(
+            "request_errors_total",
+            "Framed requests that got no normal answer, by kind.",
+            "kind",
+            &RequestErrorKind::ALL.map(RequestErrorKind::as_str),
+        );
+        let requests = RequestMetrics {
+            total: counter(
+                "requests_total",
+                "Request frames read by framed services.",
+            ),
+            errors: into_array(request_errors),
+            duration: register(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "request_duration_seconds",
+                        "From a request frame read to its answer, in framed services.",
+                    )
+                    .namespace("syncnet")
+                    .buckets(REQUEST_BUCKETS.to_vec()),
+                )
+                .expect("valid metric"),
+            ),
+        };
+
         #[cfg(target_os = "linux")]
         {
             let process = prometheus::process_collector::ProcessCollector::for_self();
@@ -276,6 +403,7 @@ impl Metrics {
                 "tls_handshake_failures_total",
                 "TLS handshakes that failed or timed out.",
             ),
+            requests,
             registry,
         }
     }

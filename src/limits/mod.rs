@@ -38,3 +38,4 @@ pub(crate) use access::AccessList;
 pub use cidr::{Cidr, ParseCidrError};
 pub(crate) use per_ip::{IpTicket, PerIpTable, Refusal};
 pub(crate) use throttle::ReadThrottle;
+pub(crate) use token_bucket::TokenBucket;

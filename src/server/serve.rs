@@ -127,6 +127,7 @@ impl Service for ConnService {
             opened.proxy_peer,
             throttle,
             Arc::clone(&self.lifecycle),
+            Arc::clone(&self.metrics),
         );
         let outcome = panics::catch(|| self.handler.handle(&mut conn));
         if matches!(outcome, Ok(Ok(()))) {
