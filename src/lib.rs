@@ -111,6 +111,7 @@ mod client;
 mod config;
 mod conn;
 mod error;
+pub mod frame;
 mod limits;
 mod logging;
 mod metrics;
