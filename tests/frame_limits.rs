@@ -139,6 +139,42 @@ fn a_100_kib_line_against_a_4_kib_limit_is_too_large() {
     );
 }
 
+/// A `Read` that gives one byte per call, as a peer trickling a line would.
+struct OneByte<'a>(&'a [u8]);
+
+impl Read for OneByte<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some((&first, rest)) = self.0.split_first() else {
+            return Ok(0);
+        };
+        match buf.first_mut() {
+            Some(slot) => *slot = first,
+            None => return Ok(0),
+        }
+        self.0 = rest;
+        Ok(1)
+    }
+}
+
+#[test]
+fn a_long_line_trickling_in_one_byte_at_a_time_costs_linear_time() {
+    // Rescanning the whole partial line after every byte would compare
+    // ~2^37 bytes here (minutes); resuming the scan takes milliseconds.
+    let mut input = vec![b'a'; 512 * KIB];
+    input.extend_from_slice(b"\r\n");
+    let started = std::time::Instant::now();
+    let mut reader = FrameReader::new(OneByte(&input), Lines::new(MIB));
+    assert_eq!(
+        reader.read_frame().unwrap().map(<[u8]>::len),
+        Some(512 * KIB)
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn a_frame_cut_short_by_the_end_of_input_is_truncated() {
     let cases: [(&[u8], usize, usize); 3] = [

@@ -241,6 +241,29 @@ proptest! {
     }
 
     #[test]
+    fn resuming_a_decode_answers_like_decoding_afresh(
+        bytes in vec(prop_oneof![Just(b'\n'), Just(b'\r'), Just(0u8), any::<u8>()], 0..200),
+        split in any::<prop::sample::Index>(),
+        max_len in 0usize..64,
+    ) {
+        let checked = split.index(bytes.len() + 1);
+        let lines = Lines::new(max_len);
+        if matches!(lines.decode(&bytes[..checked]), Ok(None)) {
+            prop_assert_eq!(
+                format!("{:?}", lines.resume_decode(&bytes, checked)),
+                format!("{:?}", lines.decode(&bytes))
+            );
+        }
+        let length = LengthPrefixed::new(max_len);
+        if matches!(length.decode(&bytes[..checked]), Ok(None)) {
+            prop_assert_eq!(
+                format!("{:?}", length.resume_decode(&bytes, checked)),
+                format!("{:?}", length.decode(&bytes))
+            );
+        }
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic_and_stay_within_the_buffer_limit(
         bytes in vec(prop_oneof![Just(b'\n'), Just(b'\r'), Just(0u8), any::<u8>()], 0..2000),
         max_len in 0usize..64,

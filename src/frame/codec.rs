@@ -96,6 +96,20 @@ pub trait Codec {
     /// [`FrameError::Malformed`] for a codec's own rules.
     fn decode(&self, buf: &[u8]) -> Result<Option<Decoded>, FrameError>;
 
+    /// [`decode`](Codec::decode) again, on the same bytes as a call that
+    /// returned `Ok(None)`, now followed by more: the first `checked` bytes
+    /// of `buf` are those. Must answer exactly what `decode(buf)` would.
+    ///
+    /// The reader calls this after each read that did not complete a frame.
+    /// A codec that scans for a delimiter overrides it to resume its scan at
+    /// `checked`, so that a frame arriving one byte at a time costs linear,
+    /// not quadratic, time. The default calls `decode(buf)`, which is right
+    /// for a codec that finds the length in a header.
+    fn resume_decode(&self, buf: &[u8], checked: usize) -> Result<Option<Decoded>, FrameError> {
+        let _ = checked;
+        self.decode(buf)
+    }
+
     /// How many bytes the frame that starts with `partial` needs in all,
     /// header and delimiter included, as far as `partial` tells; at least
     /// `partial.len() + 1`, which is also the default.

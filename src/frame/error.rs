@@ -6,8 +6,7 @@ use std::io;
 /// What went wrong while reading or writing a frame.
 ///
 /// A handler that returns `std::io::Result` can use `?` on it: the
-/// [`From<FrameError> for io::Error`](#impl-From<FrameError>-for-Error)
-/// conversion gives the peer's mistakes the kind
+/// `From<FrameError> for io::Error` conversion gives the peer's mistakes the kind
 /// [`InvalidData`](io::ErrorKind::InvalidData) (too large, malformed) or
 /// [`UnexpectedEof`](io::ErrorKind::UnexpectedEof) (truncated), and hands
 /// an [`Io`](FrameError::Io) error back unchanged, so a read timeout is

@@ -42,27 +42,20 @@ impl Lines {
     pub const fn max_len(&self) -> usize {
         self.max_len
     }
-}
 
-impl Codec for Lines {
-    fn max_frame_len(&self) -> usize {
-        self.max_len
-    }
-
-    /// `max_len + 2`: the longest line and `\r\n`.
-    fn max_encoded_len(&self) -> usize {
-        self.max_len.saturating_add(2)
-    }
-
-    fn decode(&self, buf: &[u8]) -> Result<Option<Decoded>, FrameError> {
+    /// The first line of `buf`, searching for its newline from `from` on:
+    /// the bytes before `from` are known to hold none.
+    fn find_line(&self, buf: &[u8], from: usize) -> Result<Option<Decoded>, FrameError> {
         // Never look further than the longest line with its `\r\n` could
         // reach: a peer that sends no newline costs one bounded scan.
         let window = &buf[..buf.len().min(self.max_encoded_len())];
+        let from = from.min(window.len());
         let too_large = |claimed| FrameError::TooLarge {
             limit: self.max_len,
             claimed,
         };
-        match window.iter().position(|&byte| byte == b'\n') {
+        let newline = window[from..].iter().position(|&byte| byte == b'\n');
+        match newline.map(|at| from + at) {
             Some(newline) => {
                 let line = &window[..newline];
                 let len = line.strip_suffix(b"\r").unwrap_or(line).len();
@@ -83,6 +76,26 @@ impl Codec for Lines {
                 Ok(None)
             }
         }
+    }
+}
+
+impl Codec for Lines {
+    fn max_frame_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// `max_len + 2`: the longest line and `\r\n`.
+    fn max_encoded_len(&self) -> usize {
+        self.max_len.saturating_add(2)
+    }
+
+    fn decode(&self, buf: &[u8]) -> Result<Option<Decoded>, FrameError> {
+        self.find_line(buf, 0)
+    }
+
+    /// Looks for the newline only in the bytes after `checked`.
+    fn resume_decode(&self, buf: &[u8], checked: usize) -> Result<Option<Decoded>, FrameError> {
+        self.find_line(buf, checked)
     }
 
     fn encode(&self, frame: &[u8], out: &mut Vec<u8>) -> Result<(), FrameError> {

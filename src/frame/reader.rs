@@ -55,6 +55,9 @@ pub struct FrameReader<R, C> {
     /// `buf[start..end]`: received and not yet returned as frames.
     start: usize,
     end: usize,
+    /// How many of those bytes the codec has seen without finding a frame:
+    /// [`Codec::resume_decode`] goes on from there.
+    checked: usize,
 }
 
 impl<R, C> FrameReader<R, C> {
@@ -66,6 +69,7 @@ impl<R, C> FrameReader<R, C> {
             buf: Vec::new(),
             start: 0,
             end: 0,
+            checked: 0,
         }
     }
 
@@ -126,6 +130,8 @@ impl<R, C: Codec> FrameReader<R, C> {
     ///
     /// A request/response loop uses it to flush its replies only when no
     /// further pipelined request is waiting: one `write` for a whole burst.
+    /// False too when the buffered bytes are a framing error (the next
+    /// `read_frame` returns it): flush, then let it fail.
     ///
     /// ```
     /// use syncnet::frame::{FrameReader, Lines};
@@ -140,7 +146,8 @@ impl<R, C: Codec> FrameReader<R, C> {
     /// # Ok::<(), syncnet::frame::FrameError>(())
     /// ```
     pub fn has_buffered_frame(&self) -> bool {
-        matches!(self.codec.decode(self.buffer()), Ok(Some(_)))
+        let next = self.codec.resume_decode(self.buffer(), self.checked);
+        matches!(next, Ok(Some(_)))
     }
 }
 
@@ -174,19 +181,34 @@ impl<R: Read, C: Codec> FrameReader<R, C> {
     pub fn read_frame(&mut self) -> Result<Option<&[u8]>, FrameError> {
         loop {
             let buffered = &self.buf[self.start..self.end];
-            if let Some(found) = self.codec.decode(buffered)? {
+            if let Some(found) = self.codec.resume_decode(buffered, self.checked)? {
                 check(&found, buffered.len())?;
                 let frame = self.start + found.frame.start..self.start + found.frame.end;
                 self.start += found.consumed;
+                self.checked = 0;
                 return Ok(Some(&self.buf[frame]));
             }
+            self.checked = buffered.len();
             self.make_room()?;
+            if !self.fill()? {
+                return self.end_of_input();
+            }
+        }
+    }
+
+    /// Reads once into the room after `end`, retrying when interrupted.
+    /// False at the end of input.
+    fn fill(&mut self) -> Result<bool, FrameError> {
+        loop {
             let room = &mut self.buf[self.end..];
             match self.inner.read(room) {
-                Ok(0) => return self.end_of_input(),
-                // `min`: a faulty `Read` claiming more than it was given
-                // must not push `end` past the buffer.
-                Ok(n) => self.end += n.min(room.len()),
+                Ok(0) => return Ok(false),
+                Ok(n) => {
+                    // `min`: a faulty `Read` claiming more than it was given
+                    // must not push `end` past the buffer.
+                    self.end += n.min(room.len());
+                    return Ok(true);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(FrameError::Io(e)),
             }
