@@ -123,6 +123,7 @@ mod client;
 mod config;
 mod conn;
 mod error;
+pub mod frame;
 mod lifecycle;
 mod limits;
 mod logging;

@@ -252,6 +252,12 @@ impl LocalRequestMetrics {
     }
 }
 
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
 fn opts(name: &str, help: &str) -> Opts {
     Opts::new(name, help).namespace("syncnet")
 }
