@@ -8,8 +8,9 @@ use super::error::FrameError;
 /// Reading, a `\r` just before the `\n` is removed too, so both `\n` and
 /// `\r\n` line endings are accepted; the frame never includes them. A line
 /// longer than `max_len` bytes (not counting its line ending) is
-/// [`FrameError::TooLarge`], reported as soon as `max_len + 1` bytes of it
-/// have arrived without a newline: the reader never buffers more.
+/// [`FrameError::TooLarge`], reported as soon as more than `max_len` bytes of
+/// it (a last `\r` aside) have arrived without a newline: the reader never
+/// buffers a longer line.
 ///
 /// Writing appends `\n`. A frame that contains `\n`, or ends with `\r`
 /// (which the reader would remove), is [`FrameError::Malformed`].

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::error::Error as _;
+use std::fmt;
 use std::io::{self, Cursor, ErrorKind, Read, Write};
 
 use super::*;
@@ -47,6 +48,22 @@ fn decoded(frame: std::ops::Range<usize>, consumed: usize) -> Option<Decoded> {
     Some(Decoded { frame, consumed })
 }
 
+/// The `(limit, claimed)` of a `TooLarge` error; panics on anything else.
+fn too_large<T: fmt::Debug>(result: Result<T, FrameError>) -> (usize, usize) {
+    match result {
+        Err(FrameError::TooLarge { limit, claimed }) => (limit, claimed),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+}
+
+/// The `(expected, received)` of a `Truncated` error; panics on anything else.
+fn truncated<T: fmt::Debug>(result: Result<T, FrameError>) -> (usize, usize) {
+    match result {
+        Err(FrameError::Truncated { expected, received }) => (expected, received),
+        other => panic!("expected Truncated, got {other:?}"),
+    }
+}
+
 // ---- Lines ----
 
 #[test]
@@ -67,28 +84,10 @@ fn lines_limit_counts_the_line_without_its_ending() {
     assert_eq!(codec.decode(b"abc\r\n").unwrap(), decoded(0..3, 5));
     // "abc\r" may still become "abc\r\n": wait for the next byte.
     assert_eq!(codec.decode(b"abc\r").unwrap(), None);
-    assert!(matches!(
-        codec.decode(b"abcd\n"),
-        Err(FrameError::TooLarge {
-            limit: 3,
-            claimed: 4
-        })
-    ));
+    assert_eq!(too_large(codec.decode(b"abcd\n")), (3, 4));
     // Reported as soon as 4 bytes arrived without a newline.
-    assert!(matches!(
-        codec.decode(b"abcd"),
-        Err(FrameError::TooLarge {
-            limit: 3,
-            claimed: 4
-        })
-    ));
-    assert!(matches!(
-        codec.decode(b"abc\rx"),
-        Err(FrameError::TooLarge {
-            limit: 3,
-            claimed: 5
-        })
-    ));
+    assert_eq!(too_large(codec.decode(b"abcd")), (3, 4));
+    assert_eq!(too_large(codec.decode(b"abc\rx")), (3, 5));
     // The scan stops at max_len + 2 bytes, whatever follows.
     assert!(matches!(
         codec.decode(&[b'x'; 10_000]),
@@ -106,13 +105,7 @@ fn lines_encode_appends_a_newline_and_refuses_what_would_not_read_back() {
     codec.encode(b"hello", &mut out).unwrap();
     codec.encode(b"", &mut out).unwrap();
     assert_eq!(out, b"x\nhello\n\n");
-    assert!(matches!(
-        codec.encode(b"toolong", &mut out),
-        Err(FrameError::TooLarge {
-            limit: 5,
-            claimed: 7
-        })
-    ));
+    assert_eq!(too_large(codec.encode(b"toolong", &mut out)), (5, 7));
     assert!(matches!(
         codec.encode(b"a\nb", &mut out),
         Err(FrameError::Malformed(_))
@@ -147,20 +140,11 @@ fn length_prefixed_waits_for_header_and_body() {
 #[test]
 fn length_prefixed_refuses_a_claim_over_the_limit_at_the_header() {
     let codec = LengthPrefixed::new(16);
-    assert!(matches!(
-        codec.decode(b"\0\0\0\x11"),
-        Err(FrameError::TooLarge {
-            limit: 16,
-            claimed: 17
-        })
-    ));
-    assert!(matches!(
-        codec.decode(b"\xff\xff\xff\xff"),
-        Err(FrameError::TooLarge {
-            limit: 16,
-            claimed: 0xffff_ffff
-        })
-    ));
+    assert_eq!(too_large(codec.decode(b"\0\0\0\x11")), (16, 17));
+    assert_eq!(
+        too_large(codec.decode(b"\xff\xff\xff\xff")),
+        (16, 0xffff_ffff)
+    );
 }
 
 #[test]
@@ -213,21 +197,9 @@ fn reader_keeps_buffered_bytes_across_would_block_and_timeouts() {
 #[test]
 fn reader_reports_truncation_with_what_the_codec_expected() {
     let mut reader = FrameReader::new(&b"\0\0\0\x0aabc"[..], LengthPrefixed::new(100));
-    assert!(matches!(
-        reader.read_frame(),
-        Err(FrameError::Truncated {
-            expected: 14,
-            received: 7
-        })
-    ));
+    assert_eq!(truncated(reader.read_frame()), (14, 7));
     let mut reader = FrameReader::new(&b"\0\0"[..], LengthPrefixed::new(100));
-    assert!(matches!(
-        reader.read_frame(),
-        Err(FrameError::Truncated {
-            expected: 4,
-            received: 2
-        })
-    ));
+    assert_eq!(truncated(reader.read_frame()), (4, 2));
 }
 
 #[test]
