@@ -244,9 +244,10 @@ impl Conn {
         }
     }
 
-    /// The metrics of the server serving this connection.
-    pub(crate) fn metrics(&self) -> &Metrics {
-        &self.metrics
+    /// The metrics of the server serving this connection, as a handle a
+    /// layer above can keep while it borrows the connection.
+    pub(crate) fn metrics_handle(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
     }
 
     pub(crate) fn shared(&self) -> &Arc<ConnShared> {

@@ -215,6 +215,17 @@ pub(crate) struct LocalRequestMetrics {
 }
 
 impl RequestMetrics {
+    /// Metrics registered nowhere, for a service run outside a server.
+    pub(crate) fn detached() -> RequestMetrics {
+        let counter = || IntCounter::new("detached", "not exposed").expect("valid metric");
+        RequestMetrics {
+            total: counter(),
+            errors: RequestErrorKind::ALL.map(|_| counter()),
+            duration: Histogram::with_opts(HistogramOpts::new("detached", "not exposed"))
+                .expect("valid metric"),
+        }
+    }
+
     /// A local copy for one connection.
     pub(crate) fn local(&self) -> LocalRequestMetrics {
         LocalRequestMetrics {
@@ -354,10 +365,7 @@ impl Metrics {
             &RequestErrorKind::ALL.map(RequestErrorKind::as_str),
         );
         let requests = RequestMetrics {
-            total: counter(
-                "requests_total",
-                "Request frames read by framed services.",
-            ),
+            total: counter("requests_total", "Request frames read by framed services."),
             errors: into_array(request_errors),
             duration: register(
                 &registry,

@@ -2,14 +2,15 @@
 //! frame, answer it, write the reply, and flush only when no further
 //! request is already waiting.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::deadline;
 use super::protocol::{Answer, Protocol, RequestContext};
 use crate::frame::{Codec, FrameError, FrameReader};
 use crate::limits::TokenBucket;
-use crate::metrics::LocalRequestMetrics;
+use crate::metrics::{LocalRequestMetrics, RequestMetrics};
 use crate::{Conn, Handler, RequestErrorKind};
 
 /// Replies waiting in the output buffer are written once they pass this
@@ -105,33 +106,65 @@ impl<P: Protocol> FramedService<P> {
     }
 }
 
+impl<P: Protocol> FramedService<P> {
+    /// Runs the request/response loop on any stream, e.g. a wrapper around
+    /// a [`Conn`] that a handler builds, or an in-memory stream in a test.
+    /// Requests are counted in no server's metrics (a [`Conn`] handed to
+    /// the service as a [`Handler`] counts in its server's), and the
+    /// [`RequestContext`] has connection id 0 and peer `0.0.0.0:0`.
+    ///
+    /// # Errors
+    /// As the handler: a frame error or an I/O error ends the loop.
+    pub fn serve_stream<S: Read + Write>(&self, stream: &mut S) -> io::Result<()> {
+        let detached = RequestMetrics::detached();
+        let peer = SocketAddr::from(([0, 0, 0, 0], 0));
+        self.serve_on(stream, 0, peer, &detached)
+    }
+
+    /// The loop, counting into `metrics`.
+    fn serve_on<S: Read + Write>(
+        &self,
+        stream: &mut S,
+        conn_id: u64,
+        peer: SocketAddr,
+        metrics: &RequestMetrics,
+    ) -> io::Result<()> {
+        let mut connection = Connection {
+            service: self,
+            session: P::Session::default(),
+            bucket: (self.request_rate > 0).then(|| {
+                let n = u64::from(self.request_rate);
+                TokenBucket::new(n, n, Instant::now())
+            }),
+            reply: Vec::new(),
+            out: Vec::new(),
+            counts: metrics.local(),
+            metrics,
+            conn_id,
+            peer,
+        };
+        let mut requests = FrameReader::new(stream, self.protocol.codec());
+        let result = connection.serve(&mut requests);
+        connection.counts.publish(metrics);
+        result
+    }
+}
+
 impl<P: Protocol> Handler for FramedService<P> {
     fn handle(&self, conn: &mut Conn) -> io::Result<()> {
-        let mut counts = conn.metrics().requests.local();
+        let metrics = conn.metrics_handle();
         let (conn_id, peer) = (conn.id(), conn.peer());
-        let result = {
-            let mut connection = Connection {
-                service: self,
-                session: P::Session::default(),
-                bucket: (self.request_rate > 0).then(|| {
-                    let n = u64::from(self.request_rate);
-                    TokenBucket::new(n, n, Instant::now())
-                }),
-                reply: Vec::new(),
-                out: Vec::new(),
-                counts: &mut counts,
-            };
-            let mut requests = FrameReader::new(&mut *conn, self.protocol.codec());
-            connection.serve(&mut requests, conn_id, peer)
-        };
-        counts.publish(&conn.metrics().requests);
-        result
+        self.serve_on(conn, conn_id, peer, &metrics.requests)
     }
 }
 
 /// One connection's state while it is served.
 struct Connection<'a, P: Protocol> {
     service: &'a FramedService<P>,
+    conn_id: u64,
+    peer: SocketAddr,
+    /// Where `counts` are published.
+    metrics: &'a RequestMetrics,
     session: P::Session,
     /// The request-rate limit; `None` when off.
     bucket: Option<TokenBucket>,
@@ -139,16 +172,16 @@ struct Connection<'a, P: Protocol> {
     reply: Vec<u8>,
     /// Encoded replies not yet written, reused.
     out: Vec<u8>,
-    counts: &'a mut LocalRequestMetrics,
+    /// This connection's unpublished counts.
+    counts: LocalRequestMetrics,
 }
 
 impl<P: Protocol> Connection<'_, P> {
-    fn serve(
+    fn serve<S: Read + Write>(
         &mut self,
-        requests: &mut FrameReader<&mut Conn, P::Codec>,
-        conn_id: u64,
-        peer: std::net::SocketAddr,
+        requests: &mut FrameReader<S, P::Codec>,
     ) -> io::Result<()> {
+        let (conn_id, peer) = (self.conn_id, self.peer);
         let protocol = &self.service.protocol;
         let timeout = self.service.request_timeout;
         loop {
@@ -176,7 +209,12 @@ impl<P: Protocol> Connection<'_, P> {
                 .is_some_and(|bucket| !bucket.try_take(received))
             {
                 self.counts.error(RequestErrorKind::RateLimit);
-                protocol.busy(&mut self.session, frame, RequestErrorKind::RateLimit, &mut self.reply)
+                protocol.busy(
+                    &mut self.session,
+                    frame,
+                    RequestErrorKind::RateLimit,
+                    &mut self.reply,
+                )
             } else {
                 let answer = {
                     let _deadline = deadline::enter(cx.deadline);
@@ -185,7 +223,12 @@ impl<P: Protocol> Connection<'_, P> {
                 if cx.deadline.is_some_and(|d| Instant::now() > d) {
                     self.reply.clear();
                     self.counts.error(RequestErrorKind::Deadline);
-                    protocol.busy(&mut self.session, frame, RequestErrorKind::Deadline, &mut self.reply)
+                    protocol.busy(
+                        &mut self.session,
+                        frame,
+                        RequestErrorKind::Deadline,
+                        &mut self.reply,
+                    )
                 } else {
                     answer
                 }
@@ -217,13 +260,16 @@ impl<P: Protocol> Connection<'_, P> {
     /// Publishes the request counts, then writes and flushes the encoded
     /// replies. Counts go first so a client that has its reply and then
     /// scrapes `/metrics` sees its request counted.
-    fn write_out(&mut self, requests: &mut FrameReader<&mut Conn, P::Codec>) -> io::Result<()> {
-        let conn = requests.get_mut();
-        self.counts.publish(&conn.metrics().requests);
+    fn write_out<S: Read + Write>(
+        &mut self,
+        requests: &mut FrameReader<S, P::Codec>,
+    ) -> io::Result<()> {
+        self.counts.publish(self.metrics);
         if self.out.is_empty() {
             return Ok(());
         }
-        let written = conn.write_all(&self.out).and_then(|()| conn.flush());
+        let stream = requests.get_mut();
+        let written = stream.write_all(&self.out).and_then(|()| stream.flush());
         self.out.clear();
         written
     }
@@ -231,9 +277,9 @@ impl<P: Protocol> Connection<'_, P> {
     /// A frame that could not be read: counts it, sends the protocol's last
     /// words, and ends the connection with the error.
     #[inline(never)]
-    fn refuse_frame(
+    fn refuse_frame<S: Read + Write>(
         &mut self,
-        requests: &mut FrameReader<&mut Conn, P::Codec>,
+        requests: &mut FrameReader<S, P::Codec>,
         error: FrameError,
     ) -> io::Result<()> {
         let kind = match error {
