@@ -143,6 +143,9 @@ pub use error::Error;
 pub use limits::{Cidr, ParseCidrError};
 pub use logging::{LogFormat, init_logging};
 pub use metrics::{CloseReason, RejectReason, RequestErrorKind};
+/// The `prometheus` crate syncnet's metrics are built on, so that collectors
+/// you register in [`Server::metrics_registry`] use the same version.
+pub use prometheus;
 pub use server::{Builder, Handler, Server, ServerHandle};
 pub use service::echo::echo;
 pub use tls::{ClientTls, TlsSettings};

@@ -422,6 +422,11 @@ impl Metrics {
         }
     }
 
+    /// The registry the metrics are in.
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Counts one rejection.
     pub(crate) fn rejected(&self, reason: RejectReason) {
         self.rejected[reason as usize].inc();

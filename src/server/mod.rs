@@ -81,6 +81,9 @@ pub struct Server {
     admin_addr: Option<SocketAddr>,
     /// [`Builder::reject_reply`]: written to refused plain-TCP connections.
     reject_reply: Option<Arc<[u8]>>,
+    /// This server's metrics, created with it so that other components
+    /// (e.g. a `ClientPool`) can register theirs before it runs.
+    metrics: Arc<Metrics>,
 }
 
 /// Servers are moved into threads and shared by handles.
@@ -125,13 +128,14 @@ impl Server {
         let local_addr = local_addr_of(&listener)?;
         let admin_addr = admin_listener.as_ref().map(local_addr_of).transpose()?;
         Ok(Server {
-            config,
             tls,
             listener,
             admin_listener,
             local_addr,
             admin_addr,
             reject_reply: None,
+            metrics: Arc::new(Metrics::new(config.workers)),
+            config,
         })
     }
 
@@ -143,6 +147,13 @@ impl Server {
     /// The admin endpoint's bound address, if it has one.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_addr
+    }
+
+    /// The registry behind this server's `/metrics`. Register your own
+    /// collectors in it (e.g. a `ClientPool`'s) to have
+    /// them exposed next to the server's. A handle: clones share the registry.
+    pub fn metrics_registry(&self) -> prometheus::Registry {
+        self.metrics.registry().clone()
     }
 
     /// Runs the server until SIGINT/SIGTERM/SIGHUP, then shuts down gracefully.
@@ -218,8 +229,8 @@ impl Server {
             local_addr,
             admin_addr,
             reject_reply,
+            metrics,
         } = self;
-        let metrics = Arc::new(Metrics::new(config.workers));
         let lifetime_timer = if config.max_lifetime.is_zero() {
             None
         } else {
