@@ -236,7 +236,7 @@ impl ConnService {
         &self,
         shared: &ConnShared,
         config: &Arc<rustls::ServerConfig>,
-    ) -> Result<Box<rustls::ServerConnection>, Refused> {
+    ) -> Result<Box<std::sync::Mutex<rustls::ServerConnection>>, Refused> {
         let timeout = self.config.handshake_timeout;
         let session = match crate::tls::accept(&shared.stream, Arc::clone(config), timeout) {
             Ok(session) => session,
@@ -256,7 +256,7 @@ impl ConnService {
                 Some("client certificate name not allowed".to_string()),
             ));
         }
-        Ok(Box::new(session))
+        Ok(Box::new(std::sync::Mutex::new(session)))
     }
 
     fn close_reason(

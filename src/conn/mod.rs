@@ -6,13 +6,17 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::lifecycle::Lifecycle;
+
+mod split;
+
 use crate::limits::ReadThrottle;
 use crate::metrics::{CloseReason, Metrics};
+pub use split::{ConnReader, ConnWriter};
 
 /// The part of a connection that other threads may touch: the socket (to shut
 /// it down on drain, lifetime or deadline) and the byte counters (read at
@@ -116,17 +120,27 @@ pub struct Conn {
     peer: SocketAddr,
     proxy_peer: Option<SocketAddr>,
     started: Instant,
-    /// Set when a read or write timed out, so the close can say which.
-    timed_out: Option<CloseReason>,
-    /// `--max-bytes-per-sec`: paces reads; `None` when off.
-    throttle: Option<Throttle>,
+    /// The reading side's state: throttle, drain, read timeout.
+    reading: ReadState,
+    /// Set when a write timed out, so the close can say so.
+    write_timed_out: bool,
     /// The server's phase: reads behave differently once it drains.
     lifecycle: Arc<Lifecycle>,
     /// The server's metrics, for the layers above a connection (framed
     /// services count their requests there).
     metrics: Arc<Metrics>,
+}
+
+/// What the reading side of a connection keeps between reads; shared by a
+/// whole [`Conn`] and its [`ConnReader`] half.
+#[derive(Debug)]
+struct ReadState {
+    /// `--max-bytes-per-sec`: paces reads; `None` when off.
+    throttle: Option<Throttle>,
     /// True once a read during the drain declared end of input.
     drain_eof: bool,
+    /// Set when a read timed out, so the close can say so.
+    timed_out: bool,
 }
 
 /// During the drain, how long the receive queue must stay empty before a
@@ -140,7 +154,9 @@ const DRAIN_POLL: Duration = Duration::from_millis(5);
 #[derive(Debug)]
 pub(crate) enum Transport {
     Plain,
-    Tls(Box<rustls::ServerConnection>),
+    /// The session sits behind a mutex only for [`Conn::split`]'s two
+    /// halves; a whole `Conn` reaches it with `get_mut`, without locking.
+    Tls(Box<Mutex<rustls::ServerConnection>>),
 }
 
 /// The read throttle of one connection (`max_bytes_per_sec`). Its waits are
@@ -166,11 +182,14 @@ impl Conn {
             peer,
             proxy_peer,
             started: Instant::now(),
-            timed_out: None,
-            throttle,
+            reading: ReadState {
+                throttle,
+                drain_eof: false,
+                timed_out: false,
+            },
+            write_timed_out: false,
             lifecycle,
             metrics,
-            drain_eof: false,
         }
     }
 
@@ -215,7 +234,7 @@ impl Conn {
     pub fn peer_names(&self) -> Vec<String> {
         match &self.transport {
             Transport::Plain => Vec::new(),
-            Transport::Tls(tls) => crate::tls::peer_names(tls),
+            Transport::Tls(tls) => crate::tls::peer_names(&lock(tls)),
         }
     }
 
@@ -239,8 +258,9 @@ impl Conn {
     /// nothing to do for plain TCP.
     pub(crate) fn finish(&mut self) {
         if let Transport::Tls(tls) = &mut self.transport {
+            let tls = session(tls);
             tls.send_close_notify();
-            let _ = crate::tls::tls_flush(tls.as_mut(), &self.shared.stream);
+            let _ = crate::tls::tls_flush(tls, &self.shared.stream);
         }
     }
 
@@ -256,20 +276,102 @@ impl Conn {
 
     /// The timeout that ended the connection, if one did.
     pub(crate) fn timed_out(&self) -> Option<CloseReason> {
-        self.timed_out
+        if self.reading.timed_out {
+            Some(CloseReason::IdleTimeout)
+        } else if self.write_timed_out {
+            Some(CloseReason::WriteTimeout)
+        } else {
+            None
+        }
     }
 
-    fn note_timeout(&mut self, e: &io::Error, reason: CloseReason) {
-        if matches!(
-            e.kind(),
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-        ) {
-            self.timed_out = Some(reason);
-        }
+    /// Splits the connection into a read half and a write half that two
+    /// threads can use at once (e.g. a proxy copying both ways), for plain
+    /// and TLS connections alike. The halves keep the connection's
+    /// behaviour: byte counts, timeouts, the read throttle and the drain's
+    /// end of input. [`ConnWriter::shutdown_write`] passes a half-close on.
+    ///
+    /// ```no_run
+    /// use std::io::{Read, Write};
+    /// fn copy_both_ways(conn: &mut syncnet::Conn, upstream: std::net::TcpStream) -> std::io::Result<()> {
+    ///     let (mut from_client, mut to_client) = conn.split();
+    ///     std::thread::scope(|scope| {
+    ///         let mut up_read = &upstream;
+    ///         scope.spawn(move || {
+    ///             std::io::copy(&mut up_read, &mut to_client)?;
+    ///             to_client.shutdown_write()
+    ///         });
+    ///         let mut up_write = &upstream;
+    ///         std::io::copy(&mut from_client, &mut up_write)?;
+    ///         upstream.shutdown(std::net::Shutdown::Write)
+    ///     })
+    /// }
+    /// ```
+    pub fn split(&mut self) -> (ConnReader<'_>, ConnWriter<'_>) {
+        let tls = match &self.transport {
+            Transport::Plain => None,
+            Transport::Tls(tls) => Some(&**tls),
+        };
+        let reader = ConnReader {
+            state: &mut self.reading,
+            shared: &self.shared,
+            lifecycle: &self.lifecycle,
+            tls: tls.map(split::TlsInbox::new),
+        };
+        let writer = ConnWriter {
+            shared: &self.shared,
+            tls,
+            timed_out: &mut self.write_timed_out,
+        };
+        (reader, writer)
     }
 }
 
-impl Conn {
+/// True for the errors a socket timeout produces.
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+impl ReadState {
+    /// One read through `raw` (the socket or the TLS session), under the
+    /// throttle, with the drain's end-of-input rule, counted in `shared`.
+    #[inline]
+    fn read(
+        &mut self,
+        shared: &ConnShared,
+        lifecycle: &Lifecycle,
+        buf: &mut [u8],
+        mut raw: impl FnMut(&mut [u8]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let buf = match &mut self.throttle {
+            None => buf,
+            Some(throttle) => {
+                let n = Self::throttled_len(throttle, lifecycle, buf.len());
+                &mut buf[..n]
+            }
+        };
+        let result = match raw(buf) {
+            Ok(0) if lifecycle.is_draining() => self.read_during_drain(buf, &mut raw),
+            other => other,
+        };
+        match result {
+            Ok(n) => {
+                ConnShared::add(&shared.bytes_in, n);
+                if let Some(throttle) = &mut self.throttle {
+                    throttle.bucket.consume(n);
+                }
+                Ok(n)
+            }
+            Err(e) => {
+                self.timed_out |= is_timeout(&e);
+                Err(e)
+            }
+        }
+    }
+
     /// How much of `want` bytes a read may take under the throttle, after
     /// waiting for tokens if there are none; no limit once shutdown started.
     fn throttled_len(throttle: &mut Throttle, lifecycle: &Lifecycle, want: usize) -> usize {
@@ -286,15 +388,6 @@ impl Conn {
         }
     }
 
-    /// One read from the socket or the TLS session.
-    #[inline]
-    fn read_transport(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match &mut self.transport {
-            Transport::Plain => (&self.shared.stream).read(buf),
-            Transport::Tls(tls) => crate::tls::tls_read(tls.as_mut(), &self.shared.stream, buf),
-        }
-    }
-
     /// A read returned 0 during the drain. The drain shut the reading side
     /// down, and from then on a read returns 0 whenever the receive queue is
     /// momentarily empty — even while bytes the client sent before the
@@ -303,20 +396,32 @@ impl Conn {
     /// in that time are returned. This costs nothing outside the drain.
     /// Never inlined: cold, and kept out of the read path's stack frame.
     #[inline(never)]
-    fn read_during_drain(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    fn read_during_drain(
+        &mut self,
+        buf: &mut [u8],
+        raw: &mut impl FnMut(&mut [u8]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
         if self.drain_eof || buf.is_empty() {
             return Ok(0);
         }
         let quiet_until = Instant::now() + DRAIN_QUIET;
         while Instant::now() < quiet_until {
             std::thread::sleep(DRAIN_POLL);
-            let n = self.read_transport(buf)?;
+            let n = raw(buf)?;
             if n > 0 {
                 return Ok(n);
             }
         }
         self.drain_eof = true;
         Ok(0)
+    }
+}
+
+impl Conn {
+    /// One read from the socket or the TLS session.
+    #[inline]
+    fn read_transport(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        read_transport(&mut self.transport, &self.shared.stream, buf)
     }
 
     /// Reads and drops what is still queued on a drained connection, so
@@ -341,30 +446,29 @@ impl Conn {
 impl Read for Conn {
     #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let buf = match &mut self.throttle {
-            None => buf,
-            Some(throttle) => {
-                let n = Self::throttled_len(throttle, &self.lifecycle, buf.len());
-                &mut buf[..n]
-            }
-        };
-        let result = match self.read_transport(buf) {
-            Ok(0) if self.lifecycle.is_draining() => self.read_during_drain(buf),
-            other => other,
-        };
-        match result {
-            Ok(n) => {
-                ConnShared::add(&self.shared.bytes_in, n);
-                if let Some(throttle) = &mut self.throttle {
-                    throttle.bucket.consume(n);
-                }
-                Ok(n)
-            }
-            Err(e) => {
-                self.note_timeout(&e, CloseReason::IdleTimeout);
-                Err(e)
-            }
-        }
+        let Conn {
+            reading,
+            transport,
+            shared,
+            lifecycle,
+            ..
+        } = self;
+        reading.read(shared, lifecycle, buf, |buf| {
+            read_transport(transport, &shared.stream, buf)
+        })
+    }
+}
+
+/// One read from the socket or the TLS session of a whole `Conn`.
+#[inline]
+fn read_transport(
+    transport: &mut Transport,
+    stream: &TcpStream,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    match transport {
+        Transport::Plain => (&*stream).read(buf),
+        Transport::Tls(tls) => crate::tls::tls_read(session(tls), stream, buf),
     }
 }
 
@@ -373,7 +477,7 @@ impl Write for Conn {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let result = match &mut self.transport {
             Transport::Plain => (&self.shared.stream).write(buf),
-            Transport::Tls(tls) => crate::tls::tls_write(tls.as_mut(), &self.shared.stream, buf),
+            Transport::Tls(tls) => crate::tls::tls_write(session(tls), &self.shared.stream, buf),
         };
         match result {
             Ok(n) => {
@@ -381,7 +485,7 @@ impl Write for Conn {
                 Ok(n)
             }
             Err(e) => {
-                self.note_timeout(&e, CloseReason::WriteTimeout);
+                self.write_timed_out |= is_timeout(&e);
                 Err(e)
             }
         }
@@ -390,7 +494,20 @@ impl Write for Conn {
     fn flush(&mut self) -> io::Result<()> {
         match &mut self.transport {
             Transport::Plain => Ok(()),
-            Transport::Tls(tls) => crate::tls::tls_flush(tls.as_mut(), &self.shared.stream),
+            Transport::Tls(tls) => crate::tls::tls_flush(session(tls), &self.shared.stream),
         }
     }
+}
+
+/// The TLS session of a whole `Conn`: exclusive access, no locking.
+#[inline]
+fn session(tls: &mut Mutex<rustls::ServerConnection>) -> &mut rustls::ServerConnection {
+    tls.get_mut().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The TLS session shared by the two halves of a split `Conn`. A panic in
+/// one half cannot leave rustls' state half-updated in a way the other half
+/// could trip over any worse than the error it then gets.
+fn lock(tls: &Mutex<rustls::ServerConnection>) -> MutexGuard<'_, rustls::ServerConnection> {
+    tls.lock().unwrap_or_else(|p| p.into_inner())
 }
