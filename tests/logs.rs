@@ -170,7 +170,7 @@ fn json_lines_carry_exact_connection_fields_and_panics_stay_json() {
     // A panicking handler: one JSON line at error with conn_id and the message.
     let mut boom = connect(child.addr);
     boom.write_all(b"boom").unwrap();
-    assert!(closed_by_server(&mut boom));
+    expect_closed_by_server(&mut boom);
     let lines = lines_until(&child, is_close);
     let panic_line = lines.last().unwrap();
     assert_eq!(panic_line["level"], "error", "{panic_line}");
@@ -192,7 +192,7 @@ fn rejections_are_rate_limited_with_a_suppressed_count() {
     assert_eq!(echo_once(&mut held, b"hold"), b"hold");
     for _ in 0..10 {
         let mut c = connect(child.addr);
-        assert!(closed_by_server(&mut c));
+        expect_closed_by_server(&mut c);
     }
     let lines = lines_until(&child, |v| v["msg"] == "connection rejected");
     let first = lines.last().unwrap();
@@ -205,7 +205,7 @@ fn rejections_are_rate_limited_with_a_suppressed_count() {
     // rejection's line says how many were suppressed.
     thread::sleep(Duration::from_millis(1100));
     let mut c = connect(child.addr);
-    assert!(closed_by_server(&mut c));
+    expect_closed_by_server(&mut c);
     let lines = lines_until(&child, |v| v["msg"] == "connection rejected");
     assert_eq!(lines.last().unwrap()["suppressed"], 9, "{:?}", lines.last());
     let rejected_lines = lines
