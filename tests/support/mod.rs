@@ -91,6 +91,7 @@ pub fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
         if check() {
             return;
         }
+        // The poll interval, under the deadline above.
         std::thread::sleep(Duration::from_millis(10));
     }
     panic!("timed out waiting until {what}");
@@ -141,9 +142,23 @@ pub fn expect_closed_by_server(stream: &mut TcpStream) -> Closed {
 /// Restores the read timeout to [`WAIT`] afterwards.
 pub fn expect_closed_within(stream: &mut TcpStream, within: Duration) -> Closed {
     use std::io::ErrorKind;
-    stream.set_read_timeout(Some(within)).unwrap();
+    let deadline = Instant::now() + within;
     let mut buf = [0u8; 64];
-    let got = stream.read(&mut buf);
+    // A read with a timeout is not restarted after a signal (the test
+    // process gets SIGCHLD from the children some tests spawn): read again
+    // for what is left of the wait.
+    let mut got = Err(ErrorKind::TimedOut.into());
+    for _ in 0..1000 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        stream.set_read_timeout(Some(left)).unwrap();
+        got = stream.read(&mut buf);
+        if !matches!(&got, Err(e) if e.kind() == ErrorKind::Interrupted) {
+            break;
+        }
+    }
     stream.set_read_timeout(Some(WAIT)).unwrap();
     match got {
         Ok(0) => Closed::Eof,
