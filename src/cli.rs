@@ -27,6 +27,7 @@ pub enum Command {
     /// Connect to a server: send --message and print the reply, or copy stdin/stdout.
     Client(ClientArgs),
     /// Load-test an echo-like service: pingpong, bulk or hold, every echoed byte verified.
+    #[cfg(feature = "bench")]
     Bench(BenchArgs),
 }
 
@@ -438,6 +439,7 @@ impl ClientTlsArgs {
 }
 
 /// Flags of `syncnet bench` (SPEC §1.5).
+#[cfg(feature = "bench")]
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Server address
@@ -471,6 +473,7 @@ pub struct BenchArgs {
     pub tls: ClientTlsArgs,
 }
 
+#[cfg(feature = "bench")]
 impl BenchArgs {
     /// The library's options; progress is shown when stderr is a terminal.
     ///

@@ -118,6 +118,7 @@
 #![warn(clippy::all)]
 
 mod admin;
+#[cfg(feature = "bench")]
 pub mod bench;
 mod client;
 mod config;

@@ -23,6 +23,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Client(args) => client_cmd::run(&args),
+        #[cfg(feature = "bench")]
         Command::Bench(args) => bench(&args),
     };
     match result {
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
     }
 }
 
+#[cfg(feature = "bench")]
 fn bench(args: &cli::BenchArgs) -> Result<ExitCode, Error> {
     let report = syncnet::bench::run(&args.options()?)?;
     if args.json {

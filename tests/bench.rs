@@ -225,6 +225,7 @@ fn open_loop_latency_includes_the_wait_behind_a_stall() {
                 return Ok(());
             }
             if reads == 30 {
+                // The stall (the behaviour under test).
                 std::thread::sleep(Duration::from_millis(300));
             }
             conn.write_all(&buf[..n])?;

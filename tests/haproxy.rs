@@ -5,7 +5,8 @@ mod binary;
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
@@ -31,14 +32,6 @@ fn haproxy_path() -> Option<PathBuf> {
     found
 }
 
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("pick a free port")
-        .port()
-}
-
 /// HAProxy in the foreground, killed and reaped on drop.
 struct Haproxy {
     child: Child,
@@ -47,43 +40,64 @@ struct Haproxy {
 }
 
 impl Haproxy {
-    /// Starts HAProxy on a free port of 127.0.0.1, relaying to `backend`
-    /// with a PROXY v2 header, and waits until it accepts connections.
+    /// Starts HAProxy relaying to `backend` with a PROXY v2 header, and
+    /// waits until it does.
+    ///
+    /// The test binds the front socket (127.0.0.1, a port the kernel picks)
+    /// and HAProxy inherits it (`bind fd@N`): no port is released and
+    /// picked up again, so nothing else can take it in between.
     fn start(exe: PathBuf, backend: SocketAddr) -> Haproxy {
-        let front = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the front socket");
+        let front = listener.local_addr().expect("front address");
+        // Inherited across exec. The only test of this file is the only
+        // thread that spawns children, and the copy is closed right after.
+        socket2::SockRef::from(&listener)
+            .set_cloexec(false)
+            .expect("let the front socket be inherited");
+        let fd = listener.as_raw_fd();
         let config = TempFile::new(
             ".cfg",
             &format!(
                 "global\n    maxconn 256\n    nbthread 1\n\
                  defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
-                 frontend fe\n    bind {front}\n    default_backend be\n\
+                 frontend fe\n    bind fd@{fd}\n    default_backend be\n\
                  backend be\n    server syncnet {backend} send-proxy-v2\n"
             ),
         );
-        let child = Command::new(exe)
+        let spawned = Command::new(exe)
             .arg("-f")
             .arg(config.path())
             .arg("-db")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .spawn()
-            .expect("start haproxy");
+            .spawn();
+        // HAProxy holds the socket now. Without this copy the socket closes
+        // when HAProxy exits, so a client waiting on it is reset, not hung.
+        drop(listener);
         let mut haproxy = Haproxy {
-            child,
+            child: spawned.expect("start haproxy"),
             front,
             _config: config,
         };
-        wait_until("haproxy accepts connections", || {
-            if let Ok(Some(status)) = haproxy.child.try_wait() {
-                let mut errors = String::new();
-                if let Some(mut stderr) = haproxy.child.stderr.take() {
-                    let _ = stderr.read_to_string(&mut errors);
-                }
-                panic!("haproxy exited ({status}):\n{errors}");
+        // Connections wait in the socket's backlog until HAProxy accepts
+        // them: one echo through HAProxy and syncnet says both are up.
+        let mut probe = connect(front);
+        let mut back = [0u8; 6];
+        let relayed = probe
+            .write_all(b"ready\n")
+            .and_then(|()| probe.read_exact(&mut back));
+        if relayed.is_err() || &back != b"ready\n" {
+            let exited = haproxy.child.try_wait().ok().flatten();
+            let _ = haproxy.child.kill();
+            let mut errors = String::new();
+            if let Some(mut stderr) = haproxy.child.stderr.take() {
+                let _ = stderr.read_to_string(&mut errors);
             }
-            TcpStream::connect(front).is_ok()
-        });
+            panic!(
+                "no echo through haproxy ({relayed:?}, got {back:?}); haproxy exit status: {exited:?}; its stderr:\n{errors}"
+            );
+        }
         haproxy
     }
 }

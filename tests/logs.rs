@@ -14,7 +14,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::*;
 use syncnet::Conn;
@@ -98,28 +98,45 @@ fn start_child() -> ChildServer {
     ChildServer { child, lines, addr }
 }
 
-/// Lines until one matches `pred` (all of them, that one included).
+/// Most lines [`lines_until`] reads before it gives up.
+const MAX_LINES: usize = 10_000;
+
+/// The child's next stderr line (checked to be JSON with `ts`, `level`,
+/// `target` and `msg`), or `None` when none arrives within `within`.
+fn next_line(child: &ChildServer, within: Duration) -> Option<serde_json::Value> {
+    let line = match child.lines.recv_timeout(within) {
+        Ok(line) => line,
+        Err(mpsc::RecvTimeoutError::Timeout) => return None,
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("the child's stderr closed"),
+    };
+    let value: serde_json::Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("stderr line is not JSON ({e}): {line}"));
+    for key in ["ts", "level", "target", "msg"] {
+        assert!(value.get(key).is_some(), "no {key} in {line}");
+    }
+    Some(value)
+}
+
+/// Lines until one matches `pred` (all of them, that one included), within
+/// [`WAIT`] in all.
 fn lines_until(
     child: &ChildServer,
     pred: impl Fn(&serde_json::Value) -> bool,
 ) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + WAIT;
     let mut seen = Vec::new();
-    loop {
-        let line = child
-            .lines
-            .recv_timeout(WAIT)
-            .expect("the expected log line");
-        let value: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("stderr line is not JSON ({e}): {line}"));
-        for key in ["ts", "level", "target", "msg"] {
-            assert!(value.get(key).is_some(), "no {key} in {line}");
-        }
+    while seen.len() < MAX_LINES {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(value) = next_line(child, left) else {
+            panic!("the expected log line did not come within {WAIT:?}; seen: {seen:?}");
+        };
         let done = pred(&value);
         seen.push(value);
         if done {
             return seen;
         }
     }
+    panic!("the expected log line was not among the first {MAX_LINES}");
 }
 
 fn is_close(v: &serde_json::Value) -> bool {
@@ -170,7 +187,7 @@ fn json_lines_carry_exact_connection_fields_and_panics_stay_json() {
     // A panicking handler: one JSON line at error with conn_id and the message.
     let mut boom = connect(child.addr);
     boom.write_all(b"boom").unwrap();
-    assert!(closed_by_server(&mut boom));
+    expect_closed_by_server(&mut boom);
     let lines = lines_until(&child, is_close);
     let panic_line = lines.last().unwrap();
     assert_eq!(panic_line["level"], "error", "{panic_line}");
@@ -184,33 +201,70 @@ fn json_lines_carry_exact_connection_fields_and_panics_stay_json() {
     assert_eq!(echo_once(&mut after, b"still here"), b"still here");
 }
 
+/// Connects and expects an overload rejection; returns the client's
+/// address (the `peer` of the server's log line).
+fn rejected_client(addr: SocketAddr) -> String {
+    let mut c = connect(addr);
+    let peer = c.local_addr().unwrap().to_string();
+    expect_closed_by_server(&mut c);
+    peer
+}
+
 #[test]
 fn rejections_are_rate_limited_with_a_suppressed_count() {
+    let is_rejected = |v: &serde_json::Value| v["msg"] == "connection rejected";
     let child = start_child();
     // Hold the only worker; with no queue every other connection is rejected.
     let mut held = connect(child.addr);
     assert_eq!(echo_once(&mut held, b"hold"), b"hold");
-    for _ in 0..10 {
-        let mut c = connect(child.addr);
-        assert!(closed_by_server(&mut c));
-    }
-    let lines = lines_until(&child, |v| v["msg"] == "connection rejected");
+    // Every rejected client, in the order the (single) accept thread saw them.
+    let mut rejected: Vec<String> = (0..10).map(|_| rejected_client(child.addr)).collect();
+    let lines = lines_until(&child, is_rejected);
     let first = lines.last().unwrap();
     assert_eq!(first["level"], "warn");
     assert_eq!(first["reason"], "overload");
     assert_eq!(first["suppressed"], 0);
+    assert_eq!(first["peer"], rejected[0].as_str(), "{first}");
     assert!(first["conn_id"].is_u64() && first["peer"].is_string());
 
-    // Within that second the other nine are held back; after it, the next
-    // rejection's line says how many were suppressed.
-    thread::sleep(Duration::from_millis(1100));
-    let mut c = connect(child.addr);
-    assert!(closed_by_server(&mut c));
-    let lines = lines_until(&child, |v| v["msg"] == "connection rejected");
-    assert_eq!(lines.last().unwrap()["suppressed"], 9, "{:?}", lines.last());
-    let rejected_lines = lines
+    // Within that second the rejections are held back; the first one after
+    // it is logged with the count of those. Keep rejecting until that line
+    // comes (about a second), bounded in count and time.
+    let deadline = Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    let second = loop {
+        assert!(
+            Instant::now() < deadline && rejected.len() < 1000,
+            "no second rejection line after {} rejections in {WAIT:?}; seen: {seen:?}",
+            rejected.len()
+        );
+        rejected.push(rejected_client(child.addr));
+        // Every line that has come, waiting a little for the next one.
+        let mut found = None;
+        while let Some(line) = next_line(&child, Duration::from_millis(20)) {
+            let hit = is_rejected(&line);
+            seen.push(line.clone());
+            if hit {
+                found = Some(line);
+                break;
+            }
+        }
+        if let Some(line) = found {
+            break line;
+        }
+    };
+    let rejected_lines = seen.iter().filter(|v| is_rejected(v)).count();
+    assert_eq!(
+        rejected_lines, 1,
+        "one line per reason per second: {seen:?}"
+    );
+    // Its peer says which rejection was logged: every one between the two
+    // logged ones was suppressed, and counted.
+    let logged = rejected
         .iter()
-        .filter(|v| v["msg"] == "connection rejected")
-        .count();
-    assert_eq!(rejected_lines, 1, "one line per reason per second");
+        .position(|peer| second["peer"] == peer.as_str())
+        .unwrap_or_else(|| panic!("{second} is not one of the rejected clients"));
+    assert!(logged >= 1, "{second}");
+    assert_eq!(second["suppressed"], logged as u64 - 1, "{second}");
+    assert_eq!(second["reason"], "overload", "{second}");
 }

@@ -33,7 +33,7 @@ fn counts_are_exact_after_a_known_workload() {
     let mut held = connect(addr);
     assert_eq!(echo_once(&mut held, b"hold"), b"hold");
     let mut rejected = connect(addr);
-    assert!(closed_by_server(&mut rejected));
+    expect_closed_by_server(&mut rejected);
     drop(held);
     wait_metric(&server, "syncnet_connections_active", 0.0);
 
@@ -110,7 +110,7 @@ fn idle_timeout_and_panic_are_counted_by_reason() {
         .unwrap();
     let addr = server.local_addr();
     let mut silent = connect(addr);
-    assert!(closed_by_server(&mut silent));
+    expect_closed_by_server(&mut silent);
     wait_metric(
         &server,
         "syncnet_connections_closed_total{reason=\"idle_timeout\"}",
@@ -118,7 +118,7 @@ fn idle_timeout_and_panic_are_counted_by_reason() {
     );
     let mut boom = connect(addr);
     boom.write_all(b"boom").unwrap();
-    assert!(closed_by_server(&mut boom));
+    expect_closed_by_server(&mut boom);
     wait_metric(&server, "syncnet_handler_panics_total", 1.0);
     wait_metric(
         &server,

@@ -129,6 +129,7 @@ fn trickle(mut streams: Vec<TcpStream>, stop: Arc<AtomicBool>) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
         streams.retain_mut(|s| s.write(b"x").is_ok());
+        // The slowloris's pace (the behaviour under test).
         thread::sleep(Duration::from_millis(500));
     }
 }
@@ -204,6 +205,7 @@ fn victim(mut stream: TcpStream) -> bool {
             return false;
         }
         assert_eq!(&back, b"ping\n");
+        // The victim's pace: a round trip every 100 ms (the behaviour under test).
         thread::sleep(Duration::from_millis(100));
     }
     true

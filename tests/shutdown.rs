@@ -43,6 +43,7 @@ fn ignore_eof(conn: &mut Conn) -> io::Result<()> {
         let n = conn.read(&mut buf)?;
         if n == 0 {
             conn.write_all(b".")?;
+            // The misbehaving handler's pace (the behaviour under test).
             thread::sleep(Duration::from_millis(10));
         } else {
             conn.write_all(&buf[..n])?;

@@ -334,6 +334,7 @@ fn the_binary_client_speaks_tls() {
 /// `syncnet bench` over TLS: a clean pingpong run verifies every echo and
 /// counts no error; TLS with another mode is refused as a usage error.
 #[test]
+#[cfg(feature = "bench")]
 fn bench_runs_pingpong_over_tls() {
     use syncnet::bench::{BenchOptions, Mode, run};
     let pki = Pki::new();

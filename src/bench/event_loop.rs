@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
-use super::pingpong::Requests;
+use super::requests::Requests;
 use super::{Recorder, Stats, Window};
 
 /// Bytes taken per `read`: many echoes at once when they have piled up.

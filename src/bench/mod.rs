@@ -56,6 +56,7 @@ mod event_loop;
 mod hold;
 mod pingpong;
 mod report;
+mod requests;
 
 use std::fmt;
 use std::io::{self, IsTerminal, Read, Write};

@@ -7,40 +7,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::bounded;
 
+use super::requests::Requests;
 use super::{
     BenchOptions, Failure, Progress, Recorder, Stats, Window, read_exact_until, start_together,
 };
 use crate::Error;
-
-/// The request pattern repeats every 89 bytes (the printable `!`..=`y`);
-/// request `k` starts at offset `k % 89`, so consecutive requests differ.
-const PERIOD: usize = 89;
-
-/// The payloads of one connection.
-pub(super) struct Requests {
-    pattern: Vec<u8>,
-    size: usize,
-}
-
-impl Requests {
-    pub(super) fn new(size: usize) -> Requests {
-        let pattern = (0..size + PERIOD)
-            .map(|i| b'!' + (i % PERIOD) as u8)
-            .collect();
-        Requests { pattern, size }
-    }
-
-    /// The payload of request number `seq`.
-    pub(super) fn get(&self, seq: usize) -> &[u8] {
-        let offset = seq % PERIOD;
-        &self.pattern[offset..offset + self.size]
-    }
-
-    /// Bytes per request.
-    pub(super) fn size(&self) -> usize {
-        self.size
-    }
-}
 
 /// When each request is meant to be sent.
 enum Schedule {
@@ -184,8 +155,8 @@ fn lockstep<S: std::io::Read + Write>(
     mut schedule: Schedule,
     stats: &Stats,
 ) {
-    let mut recorder = Recorder::new(stats, window, requests.size);
-    let mut reply = vec![0u8; requests.size];
+    let mut recorder = Recorder::new(stats, window, requests.size());
+    let mut reply = vec![0u8; requests.size()];
     let mut seq = index;
     while let Some(sent) = schedule.next(window.end) {
         let request = requests.get(seq);
@@ -247,8 +218,8 @@ fn pipelined(
             failure.fail(stats, stream);
             return;
         }
-        let mut recorder = Recorder::new(stats, window, requests.size);
-        let mut reply = vec![0u8; requests.size];
+        let mut recorder = Recorder::new(stats, window, requests.size());
+        let mut reply = vec![0u8; requests.size()];
         let mut seq = index;
         for sent in sent_rx.iter() {
             let echoed = read_exact_until(stream, &mut reply, window.hard_end);
@@ -272,21 +243,6 @@ fn pipelined(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn consecutive_requests_differ() {
-        let requests = Requests::new(64);
-        for seq in 0..200 {
-            assert_ne!(requests.get(seq), requests.get(seq + 1));
-            assert_eq!(requests.get(seq).len(), 64);
-        }
-    }
-
-    #[test]
-    fn one_byte_requests_differ_too() {
-        let requests = Requests::new(1);
-        assert_ne!(requests.get(0), requests.get(1));
-    }
 
     #[test]
     fn open_loop_spreads_the_rate_over_connections() {

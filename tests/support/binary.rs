@@ -199,6 +199,7 @@ impl Binary {
             if Instant::now() >= deadline {
                 return None;
             }
+            // The poll interval, under the deadline above.
             thread::sleep(Duration::from_millis(10));
         }
     }
@@ -295,6 +296,7 @@ pub fn run(mut cmd: Command, stdin: &[u8]) -> Finished {
             let stderr = out_of(err);
             panic!("{cmd:?} did not finish within {WAIT:?}; stderr:\n{stderr}");
         }
+        // The poll interval, under the deadline above.
         thread::sleep(Duration::from_millis(10));
     };
     let _ = writer.join();

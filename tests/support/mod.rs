@@ -45,14 +45,6 @@ pub fn echo_once(stream: &mut TcpStream, msg: &[u8]) -> Vec<u8> {
     back
 }
 
-/// True when the server closed `stream` (EOF or reset) within [`WAIT`],
-/// without sending anything.
-pub fn closed_by_server(stream: &mut TcpStream) -> bool {
-    let mut buf = [0u8; 64];
-    matches!(stream.read(&mut buf), Ok(0) | Err(_))
-        && !matches!(stream.read(&mut buf), Ok(n) if n > 0)
-}
-
 /// GET `path` from an admin endpoint: (status, body).
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut stream = connect(addr);
@@ -101,6 +93,7 @@ pub fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
         if check() {
             return;
         }
+        // The poll interval, under the deadline above.
         std::thread::sleep(Duration::from_millis(10));
     }
     panic!("timed out waiting until {what}");
@@ -130,23 +123,61 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
     data
 }
 
-/// Panics unless the server closes `stream` (EOF or reset) within [`WAIT`]
-/// without sending anything first.
-pub fn expect_closed_by_server(stream: &mut TcpStream) {
-    stream.set_read_timeout(Some(WAIT)).unwrap();
+/// How the server ended a connection, as seen by the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// An orderly close: the read returned end of input.
+    Eof,
+    /// The connection was reset (or aborted) by the server.
+    Reset,
+}
+
+/// Panics unless the server closes `stream` within [`WAIT`] without sending
+/// anything first. A close is end of input or a connection reset; a read
+/// that times out is not one: the server did not close, and the test fails
+/// saying so. Returns which of the two closes it was.
+pub fn expect_closed_by_server(stream: &mut TcpStream) -> Closed {
+    expect_closed_within(stream, WAIT)
+}
+
+/// [`expect_closed_by_server`] with a wait of `within` instead of [`WAIT`].
+/// Restores the read timeout to [`WAIT`] afterwards.
+pub fn expect_closed_within(stream: &mut TcpStream, within: Duration) -> Closed {
+    use std::io::ErrorKind;
+    let deadline = Instant::now() + within;
     let mut buf = [0u8; 64];
-    match stream.read(&mut buf) {
-        Ok(0) => {}
-        Ok(n) => panic!("expected the server to close, got {n} bytes"),
-        Err(e) => assert!(
-            matches!(
+    // A read with a timeout is not restarted after a signal (the test
+    // process gets SIGCHLD from the children some tests spawn): read again
+    // for what is left of the wait.
+    let mut got = Err(ErrorKind::TimedOut.into());
+    for _ in 0..1000 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        stream.set_read_timeout(Some(left)).unwrap();
+        got = stream.read(&mut buf);
+        if !matches!(&got, Err(e) if e.kind() == ErrorKind::Interrupted) {
+            break;
+        }
+    }
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    match got {
+        Ok(0) => Closed::Eof,
+        Ok(n) => panic!("expected the server to close the connection, got {n} bytes first"),
+        Err(e)
+            if matches!(
                 e.kind(),
-                std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::ConnectionAborted
-                    | std::io::ErrorKind::BrokenPipe
-            ),
-            "expected EOF or reset, got {e}"
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
+            ) =>
+        {
+            Closed::Reset
+        }
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => panic!(
+            "the server did not close the connection within {} s",
+            within.as_secs_f64()
         ),
+        Err(e) => panic!("expected the server to close the connection (EOF or reset), got {e}"),
     }
 }
 
