@@ -12,7 +12,9 @@ use support::{builder, spawn_echo, spawn_with};
 use syncnet::Conn;
 use syncnet::bench::{BenchOptions, BenchReport, Mode};
 
-const SPEC_KEYS: [&str; 12] = [
+/// The keys of every `--json` report (`docs/reference.md`, "Flags",
+/// `syncnet bench`); hold mode adds `established` and `establish_secs`.
+const REPORT_KEYS: [&str; 12] = [
     "mode",
     "connections",
     "requests",
@@ -256,17 +258,17 @@ fn hold_mode_establishes_every_connection() {
 }
 
 #[test]
-fn json_has_exactly_the_spec_keys() {
+fn json_has_exactly_the_report_keys() {
     let server = spawn_echo(builder());
     let pingpong = run(&options(server.local_addr(), Mode::Pingpong, 2, 200));
-    assert_eq!(json_keys(&pingpong), sorted(&SPEC_KEYS));
+    assert_eq!(json_keys(&pingpong), sorted(&REPORT_KEYS));
     let value: Value = serde_json::from_str(&pingpong.to_json()).unwrap();
     assert_eq!(value["mode"], "pingpong");
     assert_eq!(value["connections"], 2);
     assert_eq!(value["requests"], pingpong.requests);
 
     let hold = run(&options(server.local_addr(), Mode::Hold, 2, 100));
-    let mut hold_keys = SPEC_KEYS.to_vec();
+    let mut hold_keys = REPORT_KEYS.to_vec();
     hold_keys.extend(["established", "establish_secs"]);
     assert_eq!(json_keys(&hold), sorted(&hold_keys));
     server.shutdown();
@@ -332,8 +334,9 @@ fn bad_options_are_usage_errors() {
     assert_eq!("hold".parse::<Mode>(), Ok(Mode::Hold));
 }
 
-/// The binary: `syncnet bench --json` prints one JSON object with the SPEC
-/// keys and exits 0 on a clean run, 1 when an echo came back wrong.
+/// The binary: `syncnet bench --json` prints one JSON object with the report
+/// keys and exits 0 on a clean run, 1 when an echo came back wrong
+/// (`docs/reference.md`, "Exit codes").
 #[test]
 fn the_binary_prints_json_and_exits_1_on_errors() {
     let bench = |addr: std::net::SocketAddr| {

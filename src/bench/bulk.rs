@@ -6,7 +6,11 @@ use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::Instant;
 
-use super::{BenchOptions, Failure, Stats, Window};
+use super::options::BenchOptions;
+use super::stats::Stats;
+use super::stream::Failure;
+use super::threads::THREAD_STACK;
+use super::window::Window;
 
 /// Byte `i` of the stream is `i % 251`: a prime, so chunk and read
 /// boundaries never line up with the pattern and a lost, repeated or
@@ -57,7 +61,7 @@ pub(super) fn connection(stream: TcpStream, window: Window, opts: &BenchOptions,
         };
         let spawned = thread::Builder::new()
             .name("bench-writer".into())
-            .stack_size(super::THREAD_STACK)
+            .stack_size(THREAD_STACK)
             .spawn_scoped(scope, writer);
         let Ok(writer) = spawned else {
             failure.fail(stats, stream);

@@ -14,7 +14,8 @@ use std::time::Instant;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
 use super::requests::Requests;
-use super::{Recorder, Stats, Window};
+use super::stats::{Recorder, Stats};
+use super::window::Window;
 
 /// Bytes taken per `read`: many echoes at once when they have piled up.
 const READ_BUF: usize = 64 * 1024;

@@ -5,11 +5,14 @@ use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{BenchOptions, Progress, Stats, Target, read_exact_until};
+use super::IO_TIMEOUT;
+use super::connect::{OPENERS, Target, open_all};
+use super::options::{BenchOptions, HOLD_ECHO_SIZE};
+use super::progress::{PROGRESS_EVERY, Progress};
+use super::stats::Stats;
+use super::stream::read_exact_until;
+use super::threads::THREAD_STACK;
 use crate::Error;
-
-/// Size of the one echo at each end of the hold.
-pub(super) const ECHO_SIZE: usize = 16;
 
 /// What the connect phase achieved.
 pub(super) struct Held {
@@ -21,14 +24,14 @@ pub(super) struct Held {
 
 /// The 16-byte message of connection `index` in round `round`
 /// (`hold0000000042-a`): each connection and round has its own.
-fn message(index: usize, round: u8) -> [u8; ECHO_SIZE] {
+fn message(index: usize, round: u8) -> [u8; HOLD_ECHO_SIZE] {
     let text = format!(
         "hold{:010}-{}",
         index % 10_000_000_000,
         char::from(b'a' + round)
     );
-    let mut msg = [0u8; ECHO_SIZE];
-    msg.copy_from_slice(&text.as_bytes()[..ECHO_SIZE]);
+    let mut msg = [0u8; HOLD_ECHO_SIZE];
+    msg.copy_from_slice(&text.as_bytes()[..HOLD_ECHO_SIZE]);
     msg
 }
 
@@ -36,10 +39,10 @@ fn message(index: usize, round: u8) -> [u8; ECHO_SIZE] {
 /// returns how long the round trip took.
 fn echo(stream: &mut TcpStream, index: usize, round: u8) -> std::io::Result<Duration> {
     let msg = message(index, round);
-    let mut back = [0u8; ECHO_SIZE];
+    let mut back = [0u8; HOLD_ECHO_SIZE];
     let sent = Instant::now();
     stream.write_all(&msg)?;
-    read_exact_until(&*stream, &mut back, sent + super::IO_TIMEOUT)?;
+    read_exact_until(&*stream, &mut back, sent + IO_TIMEOUT)?;
     if back != msg {
         return Err(std::io::Error::other("echo mismatch"));
     }
@@ -62,12 +65,12 @@ pub(super) fn run(
         }
         echoed
     };
-    let (held, finished) = super::open_all(opts, target, stats, progress, first_echo)?;
+    let (held, finished) = open_all(opts, target, stats, progress, first_echo)?;
     let established = held.len();
     let establish_secs = (finished - begin).as_secs_f64();
     hold_for(opts.duration, established, progress);
     // As many threads for the final echoes as opened the connections.
-    final_echo(held, super::OPENERS.min(opts.connections), stats)?;
+    final_echo(held, OPENERS.min(opts.connections), stats)?;
     Ok(Held {
         established,
         establish_secs,
@@ -86,7 +89,7 @@ fn hold_for(duration: Duration, established: usize, progress: &Progress) {
         progress.show(format_args!(
             "hold: {established} connections, {left:.1}s left"
         ));
-        thread::sleep(super::PROGRESS_EVERY.min(end - now));
+        thread::sleep(PROGRESS_EVERY.min(end - now));
     }
 }
 
@@ -114,7 +117,7 @@ fn final_echo(held: Vec<(usize, TcpStream)>, threads: usize, stats: &Stats) -> R
             };
             thread::Builder::new()
                 .name(format!("bench-check-{i}"))
-                .stack_size(super::THREAD_STACK)
+                .stack_size(THREAD_STACK)
                 .spawn_scoped(scope, check)
                 .map_err(|source| Error::Thread {
                     what: "bench check",

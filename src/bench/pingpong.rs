@@ -7,10 +7,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::bounded;
 
+use super::IO_TIMEOUT;
+use super::options::BenchOptions;
+use super::progress::Progress;
 use super::requests::Requests;
-use super::{
-    BenchOptions, Failure, Progress, Recorder, Stats, Window, read_exact_until, start_together,
-};
+use super::stats::{Recorder, Stats};
+use super::stream::{Failure, read_exact_until};
+use super::threads::{THREAD_STACK, start_together};
+use super::window::Window;
 use crate::Error;
 
 /// When each request is meant to be sent.
@@ -129,7 +133,7 @@ pub(super) fn run_tls(
     let requests = Requests::new(opts.effective_size());
     let mut clients = Vec::with_capacity(opts.connections);
     for index in 0..opts.connections {
-        match crate::Client::connect_tls(&opts.connect, super::IO_TIMEOUT, tls) {
+        match crate::Client::connect_tls(&opts.connect, IO_TIMEOUT, tls) {
             Ok(client) => clients.push((index, client)),
             // Unusable TLS files are the user's mistake, not the server's.
             Err(e @ (Error::Tls { .. } | Error::Config { .. })) => return Err(e),
@@ -212,7 +216,7 @@ fn pipelined(
         };
         let spawned = thread::Builder::new()
             .name(format!("bench-{index}-writer"))
-            .stack_size(super::THREAD_STACK)
+            .stack_size(THREAD_STACK)
             .spawn_scoped(scope, writer);
         if spawned.is_err() {
             failure.fail(stats, stream);

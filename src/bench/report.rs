@@ -4,13 +4,15 @@ use std::fmt;
 use std::sync::atomic::Ordering;
 
 use super::hold::Held;
-use super::{BenchOptions, Mode, Stats};
+use super::options::{BenchOptions, Mode};
+use super::stats::Stats;
 
 /// The result of one [`run`](super::run), covering the measured window only
 /// (never the warm-up).
 ///
 /// Its `Display` is the human summary; [`BenchReport::to_json`] gives the
-/// SPEC §1.5 JSON object.
+/// JSON object of `syncnet bench --json` (`docs/reference.md`, "Flags",
+/// `syncnet bench`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct BenchReport {
@@ -126,7 +128,8 @@ impl BenchReport {
         self.max_us = us(histogram.max());
     }
 
-    /// The report as one JSON object with the SPEC §1.5 keys: `mode`,
+    /// The report as one JSON object with the keys listed in
+    /// `docs/reference.md` ("Flags", `syncnet bench`): `mode`,
     /// `connections`, `requests`, `rps`, `mbps`, `p50_us`, `p90_us`,
     /// `p99_us`, `p999_us`, `max_us`, `errors`, `connect_errors`, and in hold
     /// mode `established` and `establish_secs`.
@@ -134,8 +137,8 @@ impl BenchReport {
         serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 
-    /// The exit code SPEC §1.5 gives this run: 1 if any error (a wrong echo
-    /// or a failed connect) was counted, else 0.
+    /// The exit code of this run (`docs/reference.md`, "Exit codes"): 1 if
+    /// any error (a wrong echo or a failed connect) was counted, else 0.
     pub fn exit_code(&self) -> i32 {
         i32::from(self.errors > 0 || self.connect_errors > 0)
     }
