@@ -33,13 +33,16 @@ use rustls::{
 };
 use x509_parser::extensions::GeneralName;
 
-const FLAG_CERT: &str = "--tls-cert";
-const FLAG_KEY: &str = "--tls-key";
-const FLAG_CLIENT_CA: &str = "--tls-client-ca";
-const FLAG_ALLOW_NAME: &str = "--tls-allow-name";
-const FLAG_CA: &str = "--tls-ca";
-const FLAG_TLS: &str = "--tls";
-const FLAG_SERVER_NAME: &str = "--tls-server-name";
+// The settings as the library names them (fields of `TlsSettings` and
+// `ClientTls`, which callers pass as `tls`); messages quote them in
+// backticks, and the binary turns them into its flags (`--tls-cert`).
+const FLAG_CERT: &str = "tls.cert";
+const FLAG_KEY: &str = "tls.key";
+const FLAG_CLIENT_CA: &str = "tls.client_ca";
+const FLAG_ALLOW_NAME: &str = "tls.allow_names";
+const FLAG_CA: &str = "tls.ca";
+const FLAG_TLS: &str = "tls";
+const FLAG_SERVER_NAME: &str = "tls.server_name";
 
 /// The protocol versions syncnet speaks, newest first.
 const VERSIONS: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
@@ -89,7 +92,7 @@ impl ClientTls {
     }
 }
 
-/// A TLS setting that cannot work. The message names the flag and the file.
+/// A TLS setting that cannot work. The message names the setting and the file.
 #[derive(Debug)]
 pub(crate) enum TlsConfigError {
     /// The file is missing, is a directory, or cannot be read.
@@ -140,7 +143,7 @@ pub(crate) enum TlsConfigError {
 }
 
 impl TlsConfigError {
-    /// The flag at fault, for the binary's configuration error.
+    /// The setting at fault (`tls.cert`), for [`Error::Tls`](crate::Error::Tls).
     pub(crate) fn flag(&self) -> &'static str {
         match self {
             TlsConfigError::Read { flag, .. }
@@ -163,7 +166,7 @@ impl fmt::Display for TlsConfigError {
             TlsConfigError::Read { flag, path, source } => {
                 write!(
                     f,
-                    "{flag} {}: cannot read the file: {source}",
+                    "`{flag}` {}: cannot read the file: {source}",
                     path.display()
                 )
             }
@@ -173,30 +176,30 @@ impl fmt::Display for TlsConfigError {
                 message,
             } => write!(
                 f,
-                "{flag} {}: not a valid PEM file: {message}",
+                "`{flag}` {}: not a valid PEM file: {message}",
                 path.display()
             ),
             TlsConfigError::NoCertificate { flag, path } => write!(
                 f,
-                "{flag} {}: no certificate in the file (expected a PEM \"BEGIN CERTIFICATE\" block)",
+                "`{flag}` {}: no certificate in the file (expected a PEM \"BEGIN CERTIFICATE\" block)",
                 path.display()
             ),
             TlsConfigError::NoPrivateKey { flag, path } => write!(
                 f,
-                "{flag} {}: no private key in the file (expected a PEM \"BEGIN PRIVATE KEY\", \
+                "`{flag}` {}: no private key in the file (expected a PEM \"BEGIN PRIVATE KEY\", \
                  \"BEGIN RSA PRIVATE KEY\" or \"BEGIN EC PRIVATE KEY\" block; encrypted keys \
                  are not supported)",
                 path.display()
             ),
             TlsConfigError::KeyMismatch { cert, key } => write!(
                 f,
-                "{FLAG_KEY} {}: the key does not match the certificate in {FLAG_CERT} {} \
+                "`{FLAG_KEY}` {}: the key does not match the certificate in `{FLAG_CERT}` {} \
                  (the first certificate in that file must be the one the key belongs to)",
                 key.display(),
                 cert.display()
             ),
             TlsConfigError::Invalid { flag, path, reason } => {
-                write!(f, "{flag} {}: {reason}", path.display())
+                write!(f, "`{flag}` {}: {reason}", path.display())
             }
             TlsConfigError::NoUsableCa {
                 flag,
@@ -204,7 +207,7 @@ impl fmt::Display for TlsConfigError {
                 rejected: 0,
             } => write!(
                 f,
-                "{flag} {}: no CA certificate in the file (expected PEM \"BEGIN CERTIFICATE\" blocks)",
+                "`{flag}` {}: no CA certificate in the file (expected PEM \"BEGIN CERTIFICATE\" blocks)",
                 path.display()
             ),
             TlsConfigError::NoUsableCa {
@@ -213,15 +216,17 @@ impl fmt::Display for TlsConfigError {
                 rejected,
             } => write!(
                 f,
-                "{flag} {}: no usable CA certificate ({rejected} found, none could be parsed)",
+                "`{flag}` {}: no usable CA certificate ({rejected} found, none could be parsed)",
                 path.display()
             ),
-            TlsConfigError::Needs { flag, needs } => write!(f, "{flag} needs {needs}"),
+            TlsConfigError::Needs { flag, needs } => write!(f, "`{flag}` needs {needs}"),
             TlsConfigError::ServerName { name } => write!(
                 f,
-                "{FLAG_SERVER_NAME} {name:?}: not a valid DNS name or IP address"
+                "`{FLAG_SERVER_NAME}` {name:?}: not a valid DNS name or IP address"
             ),
-            TlsConfigError::Setup { flag, error } => write!(f, "{flag}: TLS setup failed: {error}"),
+            TlsConfigError::Setup { flag, error } => {
+                write!(f, "`{flag}`: TLS setup failed: {error}")
+            }
         }
     }
 }
@@ -250,7 +255,7 @@ pub(crate) fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>,
     if !settings.allow_names.is_empty() && settings.client_ca.is_none() {
         return Err(TlsConfigError::Needs {
             flag: FLAG_ALLOW_NAME,
-            needs: "--tls-client-ca FILE (names are checked on client certificates, which only mTLS asks for)",
+            needs: "`tls.client_ca` FILE (names are checked on client certificates, which only mTLS asks for)",
         });
     }
     let chain = load_certs(FLAG_CERT, &settings.cert)?;
@@ -308,7 +313,7 @@ fn client_config_for(
     let Some(ca) = &settings.ca else {
         return Err(TlsConfigError::Needs {
             flag: FLAG_TLS,
-            needs: "--tls-ca FILE (syncnet ships no trust store)",
+            needs: "`tls.ca` FILE (syncnet ships no trust store)",
         });
     };
     if let Some(name) = &settings.server_name {
@@ -335,13 +340,13 @@ fn client_config_for(
         (Some(_), None) => {
             return Err(TlsConfigError::Needs {
                 flag: FLAG_CERT,
-                needs: "--tls-key FILE",
+                needs: "`tls.key` FILE",
             });
         }
         (None, Some(_)) => {
             return Err(TlsConfigError::Needs {
                 flag: FLAG_KEY,
-                needs: "--tls-cert FILE",
+                needs: "`tls.cert` FILE",
             });
         }
     };
@@ -418,7 +423,7 @@ fn load_roots(flag: &'static str, path: &Path) -> Result<RootCertStore, TlsConfi
     }
     if rejected > 0 {
         log::warn!(
-            "{flag} {}: skipped {rejected} certificate(s) that could not be parsed",
+            "`{flag}` {}: skipped {rejected} certificate(s) that could not be parsed",
             path.display()
         );
     }
@@ -1070,25 +1075,25 @@ mod tests {
         let mut settings = pki.server_settings();
         settings.cert = dangling.clone();
         let message = server_error(&settings);
-        assert_names(&message, &["--tls-cert", &dangling.display().to_string()]);
+        assert_names(&message, &["`tls.cert`", &dangling.display().to_string()]);
 
         let mut settings = pki.server_settings();
         settings.key = directory.clone();
         let message = server_error(&settings);
-        assert_names(&message, &["--tls-key", &directory.display().to_string()]);
+        assert_names(&message, &["`tls.key`", &directory.display().to_string()]);
 
         let mut settings = pki.mtls_settings(&[]);
         settings.client_ca = Some(dangling.clone());
         let message = server_error(&settings);
         assert_names(
             &message,
-            &["--tls-client-ca", &dangling.display().to_string()],
+            &["`tls.client_ca`", &dangling.display().to_string()],
         );
 
         let mut client = pki.client_settings(None);
         client.ca = Some(directory.clone());
         let message = client_error(&client);
-        assert_names(&message, &["--tls-ca", &directory.display().to_string()]);
+        assert_names(&message, &["`tls.ca`", &directory.display().to_string()]);
     }
 
     #[test]
@@ -1099,16 +1104,16 @@ mod tests {
         let mut settings = pki.server_settings();
         settings.cert = pki.server.key.clone();
         let message = server_error(&settings);
-        assert_names(&message, &["--tls-cert", "no certificate", "server.key"]);
+        assert_names(&message, &["`tls.cert`", "no certificate", "server.key"]);
 
         let mut settings = pki.server_settings();
         settings.key = pki.server.cert.clone();
         let message = server_error(&settings);
-        assert_names(&message, &["--tls-key", "no private key", "server.crt"]);
+        assert_names(&message, &["`tls.key`", "no private key", "server.crt"]);
 
         let mut settings = pki.server_settings();
         settings.key = empty.clone();
-        assert_names(&server_error(&settings), &["--tls-key", "no private key"]);
+        assert_names(&server_error(&settings), &["`tls.key`", "no private key"]);
     }
 
     #[test]
@@ -1121,7 +1126,7 @@ mod tests {
         settings.cert = truncated;
         assert_names(
             &server_error(&settings),
-            &["--tls-cert", "truncated.crt", "PEM"],
+            &["`tls.cert`", "truncated.crt", "PEM"],
         );
     }
 
@@ -1135,14 +1140,14 @@ mod tests {
             matches!(error, TlsConfigError::KeyMismatch { .. }),
             "{error:?}"
         );
-        assert_eq!(error.flag(), "--tls-key");
+        assert_eq!(error.flag(), "tls.key");
         assert_names(
             &error.to_string(),
             &[
-                "--tls-key",
+                "`tls.key`",
                 "allowed.key",
                 "does not match",
-                "--tls-cert",
+                "`tls.cert`",
                 "server.crt",
             ],
         );
@@ -1162,7 +1167,7 @@ mod tests {
         client.key = Some(pki.other.key.clone());
         assert_names(
             &client_error(&client),
-            &["--tls-key", "other.key", "does not match"],
+            &["`tls.key`", "other.key", "does not match"],
         );
     }
 
@@ -1188,7 +1193,7 @@ mod tests {
         );
         assert_names(
             &error.to_string(),
-            &["--tls-client-ca", "server.key", "no CA certificate"],
+            &["`tls.client_ca`", "server.key", "no CA certificate"],
         );
 
         // A well-formed PEM block whose contents are not a certificate.
@@ -1200,7 +1205,7 @@ mod tests {
         assert_names(
             &server_error(&settings),
             &[
-                "--tls-client-ca",
+                "`tls.client_ca`",
                 "garbage-ca.crt",
                 "no usable CA certificate",
                 "1 found",
@@ -1209,7 +1214,7 @@ mod tests {
 
         let mut client = pki.client_settings(None);
         client.ca = Some(garbage);
-        assert_names(&client_error(&client), &["--tls-ca", "garbage-ca.crt"]);
+        assert_names(&client_error(&client), &["`tls.ca`", "garbage-ca.crt"]);
     }
 
     #[test]
@@ -1218,8 +1223,11 @@ mod tests {
         let mut settings = pki.server_settings();
         settings.allow_names = vec!["allowed.example".into()];
         let error = server_config(&settings).unwrap_err();
-        assert_eq!(error.flag(), "--tls-allow-name");
-        assert_names(&error.to_string(), &["--tls-allow-name", "--tls-client-ca"]);
+        assert_eq!(error.flag(), "tls.allow_names");
+        assert_names(
+            &error.to_string(),
+            &["`tls.allow_names`", "`tls.client_ca`"],
+        );
     }
 
     #[test]
@@ -1229,22 +1237,22 @@ mod tests {
         client.ca = None;
         assert_names(
             &client_error(&client),
-            &["--tls", "--tls-ca FILE", "no trust store"],
+            &["`tls`", "`tls.ca` FILE", "no trust store"],
         );
 
         let mut client = pki.client_settings(Some(&pki.allowed));
         client.key = None;
-        assert_names(&client_error(&client), &["--tls-cert needs --tls-key"]);
+        assert_names(&client_error(&client), &["`tls.cert` needs `tls.key`"]);
 
         let mut client = pki.client_settings(Some(&pki.allowed));
         client.cert = None;
-        assert_names(&client_error(&client), &["--tls-key needs --tls-cert"]);
+        assert_names(&client_error(&client), &["`tls.key` needs `tls.cert`"]);
 
         let mut client = pki.client_settings(None);
         client.server_name = Some("not a name!".into());
         let error = client_config(&client).unwrap_err();
-        assert_eq!(error.flag(), "--tls-server-name");
-        assert_names(&error.to_string(), &["--tls-server-name", "not a name!"]);
+        assert_eq!(error.flag(), "tls.server_name");
+        assert_names(&error.to_string(), &["`tls.server_name`", "not a name!"]);
 
         client.server_name = Some("db.internal".into());
         assert_eq!(client.server_name("127.0.0.1"), "db.internal");

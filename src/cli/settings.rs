@@ -25,6 +25,10 @@ pub struct Flag {
     pub long: &'static str,
     /// The environment variable: `SYNCNET_MAX_CONNS_PER_IP`.
     pub env: &'static str,
+    /// What the library calls the setting in its errors: the
+    /// [`ServerConfig`](syncnet::ServerConfig) field (`trusted_proxies`,
+    /// `tls.cert`), or the key for a setting of the program.
+    pub field: &'static str,
     /// The help text, without the default.
     pub help: &'static str,
     /// The default as `--help` shows it, if there is one to show.
@@ -34,6 +38,11 @@ pub struct Flag {
 }
 
 impl Flag {
+    /// `--key`.
+    pub fn flag(&self) -> String {
+        format!("--{}", self.long)
+    }
+
     /// The clap argument: flag, variable, help with the default, and the
     /// kind's parser.
     pub fn arg(&self) -> Arg {
@@ -226,6 +235,7 @@ macro_rules! describe_row {
             key: stringify!($key),
             long: $crate::cli::settings::long_of!(stringify!($key)),
             env: $crate::cli::settings::env_of!(stringify!($key)),
+            field: stringify!($field),
             help: $help,
             default: None$(.or(Some(String::from($shown))))?
                 .or_else(|| $crate::cli::settings::kind!(shown $kind $(<$kty>)?, $defaults.$field)),
@@ -241,6 +251,7 @@ macro_rules! describe_row {
                 key: stringify!($key),
                 long: $crate::cli::settings::long_of!(stringify!($key)),
                 env: $crate::cli::settings::env_of!(stringify!($key)),
+            field: $lib,
                 help: $help,
                 default: None,
                 configure: |arg| $crate::cli::settings::kind!(arg $kind, arg, $vn),
@@ -256,6 +267,7 @@ macro_rules! describe_row {
             key: stringify!($key),
             long: $crate::cli::settings::long_of!(stringify!($key)),
             env: $crate::cli::settings::env_of!(stringify!($key)),
+            field: stringify!($key),
             help: $help,
             default: None$(.or(Some(String::from($shown))))?
                 .or_else(|| $crate::cli::settings::kind!(shown $kind $(<$kty>)?)),
