@@ -10,6 +10,7 @@
 
 mod bench;
 mod client;
+mod kinds;
 #[cfg(test)]
 mod reference;
 mod serve;

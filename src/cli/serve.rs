@@ -7,7 +7,7 @@ use clap::Args;
 
 use syncnet::{Error, LogFormat, ServerConfig, TlsSettings};
 
-use super::settings;
+use super::kinds;
 
 syncnet::settings_table!(super::settings::serve_settings);
 
@@ -32,7 +32,7 @@ impl ServeArgs {
     /// key); [`Error::Config`] for TLS flags that cannot work together.
     pub fn resolve(self) -> Result<(ServerConfig, LogFormat), Error> {
         let (file, path) = match &self.config {
-            Some(path) => (settings::load_file(path)?, path.clone()),
+            Some(path) => (kinds::load_file(path)?, path.clone()),
             None => (FileSettings::default(), PathBuf::new()),
         };
         let (config, program) = merge(self.settings, file, &path)?;
