@@ -49,8 +49,13 @@
 //! (a flag without a value, `true`/`false` in the file), `Path`, `Names`
 //! (repeatable strings) and `Parsed<T>` (`T: FromStr`, a string in the file).
 //! `default "…"` replaces the default shown in `--help` where the value does
-//! not say it (an empty allow list means "all"). The row order is the order of
-//! `--help` and of the file's keys.
+//! not say it (an empty allow list means "all", and `60s` reads better than
+//! `1m`; a test checks each shown default is the real one). The row order is
+//! the order of `--help` and of the file's keys.
+//!
+//! Names in a row resolve where a generator expands it: a field `TYPE` of a
+//! `builder generated` row is written so that it resolves anywhere
+//! (`std::time::Duration`), because the setters expand inside `impl Builder`.
 //!
 //! [`ServerConfig`]: crate::ServerConfig
 
@@ -81,34 +86,34 @@ macro_rules! settings_table {
 
             /// A connection that waited this long for a worker is closed; zero =
             /// no limit.
-            field queue_timeout: Duration = Duration::from_secs(10), builder generated,
+            field queue_timeout: std::time::Duration = Duration::from_secs(10), builder generated,
             flag queue_timeout: Duration, "DUR", "Close a connection that waited this long for a worker";
 
             /// Close a connection that sends nothing for this long; zero = never.
-            field idle_timeout: Duration = Duration::from_secs(300), builder generated,
+            field idle_timeout: std::time::Duration = Duration::from_secs(300), builder generated,
             flag idle_timeout: Duration, "DUR", "Close a connection that sends nothing for this long";
 
             /// Close a connection whose peer stops reading for this long; zero =
             /// never.
-            field write_timeout: Duration = Duration::from_secs(30), builder generated,
+            field write_timeout: std::time::Duration = Duration::from_secs(30), builder generated,
             flag write_timeout: Duration, "DUR", "Close a connection whose peer stops reading for this long";
 
             /// Close any connection after this long; zero = never.
-            field max_lifetime: Duration = Duration::ZERO, builder generated,
+            field max_lifetime: std::time::Duration = Duration::ZERO, builder generated,
             flag max_lifetime: Duration, "DUR", "Close any connection after this long; 0 = never";
 
             /// On shutdown, keep accepting this long with `/readyz` at 503, so
             /// load balancers stop sending first.
-            field shutdown_delay: Duration = Duration::ZERO, builder generated,
+            field shutdown_delay: std::time::Duration = Duration::ZERO, builder generated,
             flag shutdown_delay: Duration, "DUR", "On SIGINT/SIGTERM, keep accepting this long with /readyz at 503";
 
             /// How long open connections get to finish on shutdown before they
             /// are closed by force; zero closes them at once.
-            field drain_timeout: Duration = Duration::from_secs(30), builder generated,
+            field drain_timeout: std::time::Duration = Duration::from_secs(30), builder generated,
             flag drain_timeout: Duration, "DUR", "Then give connections this long to finish before closing them";
 
             /// TCP keepalive idle time; zero turns keepalive off.
-            field keepalive: Duration = Duration::from_secs(60), builder generated,
+            field keepalive: std::time::Duration = Duration::from_secs(60), builder generated,
             flag keepalive: Duration, "DUR", "TCP keepalive idle time; 0 = off", default "60s";
 
             /// Set `TCP_NODELAY` on accepted sockets.
@@ -166,7 +171,7 @@ macro_rules! settings_table {
 
             /// Longest a TLS handshake or a PROXY header read may take; must be
             /// above zero.
-            field handshake_timeout: Duration = Duration::from_secs(10), builder generated,
+            field handshake_timeout: std::time::Duration = Duration::from_secs(10), builder generated,
             flag tls_handshake_timeout: Duration, "DUR", "Close a connection whose TLS handshake (or PROXY header) takes longer";
 
             /// Expect a PROXY protocol v1/v2 header on every connection and use
