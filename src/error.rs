@@ -7,26 +7,38 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong while configuring, starting or running a server.
 ///
-/// Each variant carries the value that caused it (the flag, the address, the
-/// file), so the message alone tells an operator what to fix. The binary maps
-/// [`Error::exit_code`] to its process exit code (SPEC §1.6).
+/// Each variant carries the value that caused it (the setting, the address,
+/// the file), so the message alone tells an operator what to fix. Settings
+/// are named as this library names them — a [`ServerConfig`](crate::ServerConfig)
+/// field such as `workers` or `tls.cert` — and quoted in backticks in the
+/// message, so that a program can name them its own way (the `syncnet`
+/// binary turns `` `workers` `` into `--workers`). The binary maps
+/// [`Error::exit_code`] to its process exit code (see `docs/reference.md`).
+///
+/// A variant with an underlying error (`Bind`, `Thread`, `Io`) includes it
+/// in its message and does not also return it from
+/// [`source`](std::error::Error::source), so a reporter that walks the
+/// chain prints it once.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// A setting has a value that cannot work, e.g. `--workers 0`.
-    /// `setting` is the flag name as the user wrote it (`--workers`).
+    /// A setting has a value that cannot work, e.g. `workers` set to 0.
     Config {
-        /// The flag or key at fault, e.g. `--workers`.
+        /// The setting at fault: a field (`workers`) or a builder method;
+        /// in the binary's own errors, a flag (`--tls-cert`).
         setting: String,
-        /// What is wrong with it, naming the value.
+        /// What is wrong with it, naming the value; another setting it
+        /// mentions is quoted in backticks (`` needs `proxy_protocol` ``).
         message: String,
     },
     /// A TLS file is missing, unreadable or unusable (a certificate without
     /// its key, a key that does not match, a CA bundle with no certificate).
     Tls {
-        /// The flag the file was given with, e.g. `--tls-cert`.
+        /// The setting the file was given with, e.g. `tls.cert` (the `cert`
+        /// field of [`TlsSettings`](crate::TlsSettings) or
+        /// [`ClientTls`](crate::ClientTls)).
         setting: &'static str,
-        /// What is wrong; names the flag and the path.
+        /// What is wrong; names the setting (in backticks) and the path.
         message: String,
     },
     /// A configuration file could not be read or parsed.
@@ -38,7 +50,7 @@ pub enum Error {
     },
     /// An address could not be parsed or resolved.
     Address {
-        /// The setting the address came from, e.g. `--listen`.
+        /// The setting the address came from, e.g. `listen`.
         setting: String,
         /// The text that was given.
         value: String,
@@ -73,12 +85,14 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit code SPEC §1.6 gives to this error: `2` for bad usage
-    /// or configuration, `130` for a forced exit, `1` for everything else.
+    /// The process exit code for this error (the binary's exit codes, see
+    /// `docs/reference.md`): `2` for bad usage or configuration, `130` for a
+    /// forced exit, `1` for everything else.
     ///
     /// ```
-    /// let e = syncnet::Error::Config { setting: "--workers".into(), message: "must be at least 1".into() };
+    /// let e = syncnet::Error::Config { setting: "workers".into(), message: "must be at least 1".into() };
     /// assert_eq!(e.exit_code(), 2);
+    /// assert_eq!(e.to_string(), "invalid `workers`: must be at least 1");
     /// ```
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -111,7 +125,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Config { setting, message } => write!(f, "invalid {setting}: {message}"),
+            Error::Config { setting, message } => write!(f, "invalid `{setting}`: {message}"),
             Error::Tls { message, .. } => write!(f, "{message}"),
             Error::ConfigFile { path, message } => {
                 write!(f, "config file {}: {message}", path.display())
@@ -119,7 +133,7 @@ impl fmt::Display for Error {
             Error::Address { setting, value } => {
                 write!(
                     f,
-                    "invalid {setting}: '{value}' is not a valid socket address"
+                    "invalid `{setting}`: '{value}' is not a valid socket address"
                 )
             }
             Error::Bind { addr, source } => {
@@ -137,16 +151,8 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Bind { source, .. }
-            | Error::Thread { source, .. }
-            | Error::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
+/// No `source()`: every underlying error is part of the message already.
+impl std::error::Error for Error {}
 
 #[cfg(test)]
 mod tests {
@@ -163,6 +169,43 @@ mod tests {
             "cannot listen on 127.0.0.1:3000: address already in use"
         );
         assert_eq!(e.exit_code(), 1);
+    }
+
+    #[test]
+    fn an_underlying_error_is_printed_once() {
+        let source = io::Error::new(io::ErrorKind::PermissionDenied, "the os said no");
+        let errors = [
+            Error::Bind {
+                addr: "127.0.0.1:3000".parse().unwrap(),
+                source: io::Error::new(io::ErrorKind::PermissionDenied, "the os said no"),
+            },
+            Error::Thread {
+                what: "accept",
+                source: io::Error::new(io::ErrorKind::PermissionDenied, "the os said no"),
+            },
+            Error::io("reading stdin", source),
+        ];
+        for e in errors {
+            assert!(e.to_string().ends_with(": the os said no"), "{e}");
+            assert!(std::error::Error::source(&e).is_none(), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn settings_are_quoted() {
+        let e = Error::config("workers", "must be at least 1, got 0");
+        assert_eq!(
+            e.to_string(),
+            "invalid `workers`: must be at least 1, got 0"
+        );
+        let e = Error::Address {
+            setting: "listen".into(),
+            value: "nonsense".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "invalid `listen`: 'nonsense' is not a valid socket address"
+        );
     }
 
     #[test]

@@ -138,7 +138,9 @@ mod timer;
 mod tls;
 
 pub use client::Client;
-pub use config::{DEFAULT_WORKER_STACK_SIZE, MIN_WORKER_STACK_SIZE, ServerConfig, parse_duration};
+pub use config::{
+    DEFAULT_WORKER_STACK_SIZE, MIN_WORKER_STACK_SIZE, ServerConfig, format_duration, parse_duration,
+};
 pub use conn::{Conn, ConnReader, ConnWriter};
 pub use error::Error;
 pub use limits::{Cidr, ParseCidrError};

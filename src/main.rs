@@ -1,7 +1,8 @@
 //! The `syncnet` binary: parse the command line, run, map errors to exit codes.
 //!
-//! Exit codes (SPEC §1.6): 0 clean exit, 1 runtime failure, 2 bad usage or
-//! configuration, 130 a second signal forced the exit.
+//! Exit codes (see `docs/reference.md`): 0 clean exit, 1 runtime failure, 2
+//! bad usage or configuration, 130 a second signal forced the exit. Error
+//! messages name flags: [`cli::error_message`] words the library's errors.
 
 mod cli;
 mod client_cmd;
@@ -29,10 +30,11 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
+            let message = cli::error_message(&e);
             if log::log_enabled!(log::Level::Error) {
-                log::error!(target: "syncnet", exit_code = e.exit_code(); "{e}");
+                log::error!(target: "syncnet", exit_code = e.exit_code(); "{message}");
             } else {
-                eprintln!("syncnet: error: {e}");
+                eprintln!("syncnet: error: {message}");
             }
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
         }

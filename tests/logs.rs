@@ -1,4 +1,4 @@
-//! Logs (SPEC §4): in JSON format every stderr line is one JSON object with
+//! Logs (`docs/reference.md`, "Logs"): in JSON format every stderr line is one JSON object with
 //! `ts`, `level`, `target`, `msg`; connection events carry `conn_id` and
 //! `peer`; the close line's byte counts are exact; a handler panic is one
 //! JSON line too; rejections are rate-limited with a count of the suppressed.

@@ -6,7 +6,6 @@
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 
@@ -36,70 +35,13 @@ pub struct Builder {
 }
 
 impl Builder {
+    // The plain setters (`workers`, `queue`, `idle_timeout`, ...), one per
+    // row of the settings table (src/config/table.rs).
+    crate::settings_table!(crate::config::builder_setters);
+
     /// Address to accept on, e.g. `127.0.0.1:3000` or `[::1]:0`. Defaults to `127.0.0.1:3000`.
     pub fn listen(mut self, addr: impl Into<String>) -> Self {
         self.config.listen = addr.into();
-        self
-    }
-    /// Most connections served at once (one thread each). Defaults to 512.
-    pub fn workers(mut self, n: usize) -> Self {
-        self.config.workers = n;
-        self
-    }
-    /// Connections that may wait for a worker; 0 = none. Defaults to 128.
-    pub fn queue(mut self, n: usize) -> Self {
-        self.config.queue = n;
-        self
-    }
-    /// Longest wait in the queue; zero = no limit. Defaults to 10 s.
-    pub fn queue_timeout(mut self, d: Duration) -> Self {
-        self.config.queue_timeout = d;
-        self
-    }
-    /// Close a connection silent for this long; zero = never. Defaults to 5 min.
-    pub fn idle_timeout(mut self, d: Duration) -> Self {
-        self.config.idle_timeout = d;
-        self
-    }
-    /// Close a connection whose peer stops reading this long; zero = never. Defaults to 30 s.
-    pub fn write_timeout(mut self, d: Duration) -> Self {
-        self.config.write_timeout = d;
-        self
-    }
-    /// Close any connection after this long; zero = never. Defaults to 0.
-    pub fn max_lifetime(mut self, d: Duration) -> Self {
-        self.config.max_lifetime = d;
-        self
-    }
-    /// On shutdown, keep accepting this long with `/readyz` at 503. Defaults to 0.
-    pub fn shutdown_delay(mut self, d: Duration) -> Self {
-        self.config.shutdown_delay = d;
-        self
-    }
-    /// How long connections get to finish on shutdown. Defaults to 30 s.
-    pub fn drain_timeout(mut self, d: Duration) -> Self {
-        self.config.drain_timeout = d;
-        self
-    }
-    /// TCP keepalive idle time; zero = off. Defaults to 60 s.
-    pub fn keepalive(mut self, d: Duration) -> Self {
-        self.config.keepalive = d;
-        self
-    }
-    /// `TCP_NODELAY` on accepted sockets. Defaults to `true`.
-    pub fn nodelay(mut self, on: bool) -> Self {
-        self.config.nodelay = on;
-        self
-    }
-    /// Listen backlog. Defaults to 1024.
-    pub fn backlog(mut self, n: u32) -> Self {
-        self.config.backlog = n;
-        self
-    }
-    /// Worker thread stack size in bytes. Defaults to
-    /// [`DEFAULT_WORKER_STACK_SIZE`](crate::DEFAULT_WORKER_STACK_SIZE).
-    pub fn worker_stack_size(mut self, bytes: usize) -> Self {
-        self.config.worker_stack_size = bytes;
         self
     }
     /// Admin endpoint address, or `None` for none. Defaults to `Some("127.0.0.1:9464")`.
@@ -118,34 +60,9 @@ impl Builder {
         self.config.deny.push(net);
         self
     }
-    /// Most open connections from one client IP; 0 = no limit. Defaults to 0.
-    pub fn max_conns_per_ip(mut self, n: u32) -> Self {
-        self.config.max_conns_per_ip = n;
-        self
-    }
-    /// New connections per second from one client IP (burst `n`); 0 = no limit. Defaults to 0.
-    pub fn conn_rate_per_ip(mut self, n: u32) -> Self {
-        self.config.conn_rate_per_ip = n;
-        self
-    }
-    /// Per-connection cap on bytes read per second; 0 = none. Defaults to 0.
-    pub fn max_bytes_per_sec(mut self, n: u64) -> Self {
-        self.config.max_bytes_per_sec = n;
-        self
-    }
     /// Serve TLS with these files (mTLS when `client_ca` is set). Defaults to plain TCP.
     pub fn tls(mut self, settings: TlsSettings) -> Self {
         self.config.tls = Some(settings);
-        self
-    }
-    /// Longest TLS handshake or PROXY header read; must be above 0. Defaults to 10 s.
-    pub fn handshake_timeout(mut self, d: Duration) -> Self {
-        self.config.handshake_timeout = d;
-        self
-    }
-    /// Expect a PROXY protocol v1/v2 header on every connection. Defaults to `false`.
-    pub fn proxy_protocol(mut self, on: bool) -> Self {
-        self.config.proxy_protocol = on;
         self
     }
     /// With `proxy_protocol`, accept connections only from this network

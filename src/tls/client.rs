@@ -39,7 +39,7 @@ pub(super) fn client_config_for(
     let Some(ca) = &settings.ca else {
         return Err(TlsConfigError::Needs {
             flag: FLAG_TLS,
-            needs: "--tls-ca FILE (syncnet ships no trust store)",
+            needs: "`tls.ca` FILE (syncnet ships no trust store)",
         });
     };
     if let Some(name) = &settings.server_name {
@@ -66,13 +66,13 @@ pub(super) fn client_config_for(
         (Some(_), None) => {
             return Err(TlsConfigError::Needs {
                 flag: FLAG_CERT,
-                needs: "--tls-key FILE",
+                needs: "`tls.key` FILE",
             });
         }
         (None, Some(_)) => {
             return Err(TlsConfigError::Needs {
                 flag: FLAG_KEY,
-                needs: "--tls-cert FILE",
+                needs: "`tls.cert` FILE",
             });
         }
     };

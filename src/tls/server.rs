@@ -29,7 +29,7 @@ pub(crate) fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>,
     if !settings.allow_names.is_empty() && settings.client_ca.is_none() {
         return Err(TlsConfigError::Needs {
             flag: FLAG_ALLOW_NAME,
-            needs: "--tls-client-ca FILE (names are checked on client certificates, which only mTLS asks for)",
+            needs: "`tls.client_ca` FILE (names are checked on client certificates, which only mTLS asks for)",
         });
     }
     let chain = load_certs(FLAG_CERT, &settings.cert)?;

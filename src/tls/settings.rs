@@ -11,19 +11,19 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// `--tls-cert`: a certificate chain (the server's, or the client's for mTLS).
-pub(super) const FLAG_CERT: &str = "--tls-cert";
+pub(super) const FLAG_CERT: &str = "tls.cert";
 /// `--tls-key`: the private key of `--tls-cert`.
-pub(super) const FLAG_KEY: &str = "--tls-key";
+pub(super) const FLAG_KEY: &str = "tls.key";
 /// `--tls-client-ca`: the CA bundle client certificates must chain to (mTLS).
-pub(super) const FLAG_CLIENT_CA: &str = "--tls-client-ca";
+pub(super) const FLAG_CLIENT_CA: &str = "tls.client_ca";
 /// `--tls-allow-name`: a client certificate name that is served.
-pub(super) const FLAG_ALLOW_NAME: &str = "--tls-allow-name";
+pub(super) const FLAG_ALLOW_NAME: &str = "tls.allow_names";
 /// `--tls-ca`: the CA bundle the server's certificate must chain to.
-pub(super) const FLAG_CA: &str = "--tls-ca";
+pub(super) const FLAG_CA: &str = "tls.ca";
 /// `--tls`: the client's switch to TLS.
-pub(super) const FLAG_TLS: &str = "--tls";
+pub(super) const FLAG_TLS: &str = "tls";
 /// `--tls-server-name`: the name the server's certificate must carry.
-pub(super) const FLAG_SERVER_NAME: &str = "--tls-server-name";
+pub(super) const FLAG_SERVER_NAME: &str = "tls.server_name";
 
 /// The listener's TLS flags (under Flags in `docs/reference.md`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -140,7 +140,7 @@ impl fmt::Display for TlsConfigError {
             TlsConfigError::Read { flag, path, source } => {
                 write!(
                     f,
-                    "{flag} {}: cannot read the file: {source}",
+                    "`{flag}` {}: cannot read the file: {source}",
                     path.display()
                 )
             }
@@ -150,30 +150,30 @@ impl fmt::Display for TlsConfigError {
                 message,
             } => write!(
                 f,
-                "{flag} {}: not a valid PEM file: {message}",
+                "`{flag}` {}: not a valid PEM file: {message}",
                 path.display()
             ),
             TlsConfigError::NoCertificate { flag, path } => write!(
                 f,
-                "{flag} {}: no certificate in the file (expected a PEM \"BEGIN CERTIFICATE\" block)",
+                "`{flag}` {}: no certificate in the file (expected a PEM \"BEGIN CERTIFICATE\" block)",
                 path.display()
             ),
             TlsConfigError::NoPrivateKey { flag, path } => write!(
                 f,
-                "{flag} {}: no private key in the file (expected a PEM \"BEGIN PRIVATE KEY\", \
+                "`{flag}` {}: no private key in the file (expected a PEM \"BEGIN PRIVATE KEY\", \
                  \"BEGIN RSA PRIVATE KEY\" or \"BEGIN EC PRIVATE KEY\" block; encrypted keys \
                  are not supported)",
                 path.display()
             ),
             TlsConfigError::KeyMismatch { cert, key } => write!(
                 f,
-                "{FLAG_KEY} {}: the key does not match the certificate in {FLAG_CERT} {} \
+                "`{FLAG_KEY}` {}: the key does not match the certificate in `{FLAG_CERT}` {} \
                  (the first certificate in that file must be the one the key belongs to)",
                 key.display(),
                 cert.display()
             ),
             TlsConfigError::Invalid { flag, path, reason } => {
-                write!(f, "{flag} {}: {reason}", path.display())
+                write!(f, "`{flag}` {}: {reason}", path.display())
             }
             TlsConfigError::NoUsableCa {
                 flag,
@@ -181,7 +181,7 @@ impl fmt::Display for TlsConfigError {
                 rejected: 0,
             } => write!(
                 f,
-                "{flag} {}: no CA certificate in the file (expected PEM \"BEGIN CERTIFICATE\" blocks)",
+                "`{flag}` {}: no CA certificate in the file (expected PEM \"BEGIN CERTIFICATE\" blocks)",
                 path.display()
             ),
             TlsConfigError::NoUsableCa {
@@ -190,15 +190,17 @@ impl fmt::Display for TlsConfigError {
                 rejected,
             } => write!(
                 f,
-                "{flag} {}: no usable CA certificate ({rejected} found, none could be parsed)",
+                "`{flag}` {}: no usable CA certificate ({rejected} found, none could be parsed)",
                 path.display()
             ),
-            TlsConfigError::Needs { flag, needs } => write!(f, "{flag} needs {needs}"),
+            TlsConfigError::Needs { flag, needs } => write!(f, "`{flag}` needs {needs}"),
             TlsConfigError::ServerName { name } => write!(
                 f,
-                "{FLAG_SERVER_NAME} {name:?}: not a valid DNS name or IP address"
+                "`{FLAG_SERVER_NAME}` {name:?}: not a valid DNS name or IP address"
             ),
-            TlsConfigError::Setup { flag, error } => write!(f, "{flag}: TLS setup failed: {error}"),
+            TlsConfigError::Setup { flag, error } => {
+                write!(f, "`{flag}`: TLS setup failed: {error}")
+            }
         }
     }
 }
@@ -288,7 +290,7 @@ pub(super) fn load_roots(flag: &'static str, path: &Path) -> Result<RootCertStor
     }
     if rejected > 0 {
         log::warn!(
-            "{flag} {}: skipped {rejected} certificate(s) that could not be parsed",
+            "`{flag}` {}: skipped {rejected} certificate(s) that could not be parsed",
             path.display()
         );
     }

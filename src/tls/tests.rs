@@ -181,25 +181,25 @@ fn missing_or_unreadable_files_name_the_flag_and_path() {
     let mut settings = pki.server_settings();
     settings.cert = dangling.clone();
     let message = server_error(&settings);
-    assert_names(&message, &["--tls-cert", &dangling.display().to_string()]);
+    assert_names(&message, &["`tls.cert`", &dangling.display().to_string()]);
 
     let mut settings = pki.server_settings();
     settings.key = directory.clone();
     let message = server_error(&settings);
-    assert_names(&message, &["--tls-key", &directory.display().to_string()]);
+    assert_names(&message, &["`tls.key`", &directory.display().to_string()]);
 
     let mut settings = pki.mtls_settings(&[]);
     settings.client_ca = Some(dangling.clone());
     let message = server_error(&settings);
     assert_names(
         &message,
-        &["--tls-client-ca", &dangling.display().to_string()],
+        &["`tls.client_ca`", &dangling.display().to_string()],
     );
 
     let mut client = pki.client_settings(None);
     client.ca = Some(directory.clone());
     let message = client_error(&client);
-    assert_names(&message, &["--tls-ca", &directory.display().to_string()]);
+    assert_names(&message, &["`tls.ca`", &directory.display().to_string()]);
 }
 
 #[test]
@@ -210,16 +210,16 @@ fn a_file_without_the_expected_block_is_named() {
     let mut settings = pki.server_settings();
     settings.cert = pki.server.key.clone();
     let message = server_error(&settings);
-    assert_names(&message, &["--tls-cert", "no certificate", "server.key"]);
+    assert_names(&message, &["`tls.cert`", "no certificate", "server.key"]);
 
     let mut settings = pki.server_settings();
     settings.key = pki.server.cert.clone();
     let message = server_error(&settings);
-    assert_names(&message, &["--tls-key", "no private key", "server.crt"]);
+    assert_names(&message, &["`tls.key`", "no private key", "server.crt"]);
 
     let mut settings = pki.server_settings();
     settings.key = empty.clone();
-    assert_names(&server_error(&settings), &["--tls-key", "no private key"]);
+    assert_names(&server_error(&settings), &["`tls.key`", "no private key"]);
 }
 
 #[test]
@@ -232,7 +232,7 @@ fn malformed_pem_is_named() {
     settings.cert = truncated;
     assert_names(
         &server_error(&settings),
-        &["--tls-cert", "truncated.crt", "PEM"],
+        &["`tls.cert`", "truncated.crt", "PEM"],
     );
 }
 
@@ -246,14 +246,14 @@ fn a_key_that_does_not_match_the_certificate_is_refused() {
         matches!(error, TlsConfigError::KeyMismatch { .. }),
         "{error:?}"
     );
-    assert_eq!(error.flag(), "--tls-key");
+    assert_eq!(error.flag(), "tls.key");
     assert_names(
         &error.to_string(),
         &[
-            "--tls-key",
+            "`tls.key`",
             "allowed.key",
             "does not match",
-            "--tls-cert",
+            "`tls.cert`",
             "server.crt",
         ],
     );
@@ -273,7 +273,7 @@ fn a_key_that_does_not_match_the_certificate_is_refused() {
     client.key = Some(pki.other.key.clone());
     assert_names(
         &client_error(&client),
-        &["--tls-key", "other.key", "does not match"],
+        &["`tls.key`", "other.key", "does not match"],
     );
 }
 
@@ -299,7 +299,7 @@ fn a_ca_bundle_without_a_usable_certificate_is_named() {
     );
     assert_names(
         &error.to_string(),
-        &["--tls-client-ca", "server.key", "no CA certificate"],
+        &["`tls.client_ca`", "server.key", "no CA certificate"],
     );
 
     // A well-formed PEM block whose contents are not a certificate.
@@ -311,7 +311,7 @@ fn a_ca_bundle_without_a_usable_certificate_is_named() {
     assert_names(
         &server_error(&settings),
         &[
-            "--tls-client-ca",
+            "`tls.client_ca`",
             "garbage-ca.crt",
             "no usable CA certificate",
             "1 found",
@@ -320,7 +320,7 @@ fn a_ca_bundle_without_a_usable_certificate_is_named() {
 
     let mut client = pki.client_settings(None);
     client.ca = Some(garbage);
-    assert_names(&client_error(&client), &["--tls-ca", "garbage-ca.crt"]);
+    assert_names(&client_error(&client), &["`tls.ca`", "garbage-ca.crt"]);
 }
 
 #[test]
@@ -329,8 +329,11 @@ fn allow_names_need_mtls() {
     let mut settings = pki.server_settings();
     settings.allow_names = vec!["allowed.example".into()];
     let error = server_config(&settings).unwrap_err();
-    assert_eq!(error.flag(), "--tls-allow-name");
-    assert_names(&error.to_string(), &["--tls-allow-name", "--tls-client-ca"]);
+    assert_eq!(error.flag(), "tls.allow_names");
+    assert_names(
+        &error.to_string(),
+        &["`tls.allow_names`", "`tls.client_ca`"],
+    );
 }
 
 #[test]
@@ -340,22 +343,22 @@ fn client_flag_combinations_are_checked() {
     client.ca = None;
     assert_names(
         &client_error(&client),
-        &["--tls", "--tls-ca FILE", "no trust store"],
+        &["`tls`", "`tls.ca` FILE", "no trust store"],
     );
 
     let mut client = pki.client_settings(Some(&pki.allowed));
     client.key = None;
-    assert_names(&client_error(&client), &["--tls-cert needs --tls-key"]);
+    assert_names(&client_error(&client), &["`tls.cert` needs `tls.key`"]);
 
     let mut client = pki.client_settings(Some(&pki.allowed));
     client.cert = None;
-    assert_names(&client_error(&client), &["--tls-key needs --tls-cert"]);
+    assert_names(&client_error(&client), &["`tls.key` needs `tls.cert`"]);
 
     let mut client = pki.client_settings(None);
     client.server_name = Some("not a name!".into());
     let error = client_config(&client).unwrap_err();
-    assert_eq!(error.flag(), "--tls-server-name");
-    assert_names(&error.to_string(), &["--tls-server-name", "not a name!"]);
+    assert_eq!(error.flag(), "tls.server_name");
+    assert_names(&error.to_string(), &["`tls.server_name`", "not a name!"]);
 
     client.server_name = Some("db.internal".into());
     assert_eq!(client.server_name("127.0.0.1"), "db.internal");

@@ -1,0 +1,249 @@
+//! The command line: clap definitions of the subcommands, and for `serve`
+//! the merge of command line, environment, `--config` TOML file and defaults
+//! (command line > environment > file > default). clap reads `SYNCNET_*`
+//! variables itself, so a value from clap is already "command line or
+//! environment".
+//!
+//! The `serve` flags are generated from the settings table
+//! (`src/config/table.rs`) by [`settings`]; `docs/reference.md` lists every
+//! subcommand's flags (a test renders its tables from these definitions).
+
+#[cfg(feature = "bench")]
+mod bench;
+mod client;
+mod kinds;
+#[cfg(test)]
+mod reference;
+mod serve;
+mod settings;
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use syncnet::Error;
+
+#[cfg(feature = "bench")]
+pub use bench::BenchArgs;
+pub use client::{ClientArgs, ClientTlsArgs};
+pub use serve::ServeArgs;
+
+/// syncnet: a TCP server toolkit with threads, not async.
+#[derive(Debug, Parser)]
+#[command(name = "syncnet", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands; no subcommand at all means `serve`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the echo service (the default when no subcommand is given).
+    Serve(Box<ServeArgs>),
+    /// Connect to a server: send --message and print the reply, or copy stdin/stdout.
+    Client(ClientArgs),
+    /// Load-test an echo-like service: pingpong, bulk or hold, every echoed byte verified.
+    #[cfg(feature = "bench")]
+    Bench(BenchArgs),
+}
+
+/// clap's parser for a duration flag (`30s`).
+fn duration(text: &str) -> Result<Duration, String> {
+    syncnet::parse_duration(text)
+}
+
+/// The binary's wording of an error. The library names a setting by its
+/// field, quoted (`` `workers` ``, `` `tls.cert` ``); here each becomes the
+/// flag that sets it (`--workers`, `--tls-cert`). Then come the error's
+/// sources, if any, each once.
+pub fn error_message(error: &Error) -> String {
+    let mut message = error.to_string();
+    if matches!(
+        error,
+        Error::Config { .. } | Error::Tls { .. } | Error::Address { .. }
+    ) {
+        message = name_flags(&message);
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let _ = write!(message, ": {cause}");
+        source = cause.source();
+    }
+    message
+}
+
+/// `text` with each `` `name` `` that [`flag_of`] knows replaced by its flag;
+/// other quoted text stays as it is.
+fn name_flags(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('`') {
+        let quoted = &rest[open + 1..];
+        let Some(close) = quoted.find('`') else {
+            break;
+        };
+        let name = &quoted[..close];
+        out.push_str(&rest[..open]);
+        match flag_of(name) {
+            Some(flag) => out.push_str(&flag),
+            None => {
+                out.push('`');
+                out.push_str(name);
+                out.push('`');
+            }
+        }
+        rest = &quoted[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The flag that sets `name`: `name` itself when it is a flag (`--tls`); the
+/// flag of a field or key of the settings table (`handshake_timeout` →
+/// `--tls-handshake-timeout`, `tls.allow_names` → `--tls-allow-name`); or the
+/// flag of `client` or `bench` whose id is `name` with `.` as `_` (`tls.ca` →
+/// `--tls-ca`, `connections` → `--connections`).
+fn flag_of(name: &str) -> Option<String> {
+    if name.starts_with("--") {
+        return Some(name.to_string());
+    }
+    if let Some(flag) = serve::describe()
+        .iter()
+        .find(|flag| flag.field == name || flag.key == name)
+    {
+        return Some(flag.flag());
+    }
+    let id = name.replace('.', "_");
+    Cli::command()
+        .get_subcommands()
+        .flat_map(|sub| sub.get_arguments())
+        .find(|arg| arg.get_id() == id.as_str())
+        .and_then(|arg| arg.get_long())
+        .map(|long| format!("--{long}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_error(setting: &str, message: &str) -> Error {
+        Error::Config {
+            setting: setting.into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn library_settings_become_flags() {
+        let cases = [
+            (
+                config_error("workers", "must be at least 1, got 0"),
+                "invalid --workers: must be at least 1, got 0",
+            ),
+            (
+                config_error(
+                    "trusted_proxies",
+                    "needs `proxy_protocol` (without it no PROXY header is read)",
+                ),
+                "invalid --trusted-proxy: needs --proxy-protocol (without it no PROXY header is read)",
+            ),
+            (
+                config_error("handshake_timeout", "must be above 0"),
+                "invalid --tls-handshake-timeout: must be above 0",
+            ),
+            (
+                config_error("--tls-cert", "needs --tls-key FILE"),
+                "invalid --tls-cert: needs --tls-key FILE",
+            ),
+            (
+                Error::Tls {
+                    setting: "tls.key",
+                    message: "`tls.key` k.pem: the key does not match the certificate in `tls.cert` tls.cert"
+                        .into(),
+                },
+                "--tls-key k.pem: the key does not match the certificate in --tls-cert tls.cert",
+            ),
+            (
+                Error::Tls {
+                    setting: "tls",
+                    message: "`tls` needs `tls.ca` FILE (syncnet ships no trust store)".into(),
+                },
+                "--tls needs --tls-ca FILE (syncnet ships no trust store)",
+            ),
+            (
+                Error::Tls {
+                    setting: "tls.allow_names",
+                    message: "`tls.allow_names` needs `tls.client_ca` FILE".into(),
+                },
+                "--tls-allow-name needs --tls-client-ca FILE",
+            ),
+            (
+                Error::Tls {
+                    setting: "tls.server_name",
+                    message: "`tls.server_name` \"a b\": not a valid DNS name".into(),
+                },
+                "--tls-server-name \"a b\": not a valid DNS name",
+            ),
+            (
+                Error::Address {
+                    setting: "admin".into(),
+                    value: "x".into(),
+                },
+                "invalid --admin: 'x' is not a valid socket address",
+            ),
+            (
+                Error::Address {
+                    setting: "--listen".into(),
+                    value: "x".into(),
+                },
+                "invalid --listen: 'x' is not a valid socket address",
+            ),
+            (
+                Error::Address {
+                    setting: "connect".into(),
+                    value: "x".into(),
+                },
+                "invalid --connect: 'x' is not a valid socket address",
+            ),
+            (
+                config_error("connections", "must be at least 1"),
+                "invalid --connections: must be at least 1",
+            ),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(error_message(&error), expected);
+        }
+    }
+
+    #[test]
+    fn other_quoted_text_and_file_errors_stay() {
+        let error = config_error("no_such_setting", "see `man 7 tcp`, and a lone ` here");
+        assert_eq!(
+            error_message(&error),
+            "invalid `no_such_setting`: see `man 7 tcp`, and a lone ` here"
+        );
+        let error = Error::ConfigFile {
+            path: "x.toml".into(),
+            message: "unknown field `wrokers`, expected one of `listen`, `workers`".into(),
+        };
+        assert_eq!(
+            error_message(&error),
+            "config file x.toml: unknown field `wrokers`, expected one of `listen`, `workers`"
+        );
+    }
+
+    /// Every setting the library can name has a flag of `serve`.
+    #[test]
+    fn every_field_of_the_table_has_a_flag() {
+        let serve = Cli::command();
+        let serve = serve.find_subcommand("serve").unwrap();
+        for flag in serve::describe() {
+            assert_eq!(flag_of(flag.field), Some(flag.flag()));
+            let arg = serve.get_arguments().find(|a| a.get_id() == flag.key);
+            let arg = arg.unwrap_or_else(|| panic!("no argument {}", flag.key));
+            assert_eq!(arg.get_long(), Some(flag.long));
+            assert_eq!(arg.get_env().and_then(|e| e.to_str()), Some(flag.env));
+        }
+    }
+}
