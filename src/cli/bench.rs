@@ -6,7 +6,8 @@ use clap::Args;
 
 use syncnet::Error;
 
-use super::{ClientTlsArgs, duration};
+use super::client::ClientTlsArgs;
+use super::duration;
 
 /// Flags of `syncnet bench` (see `docs/reference.md`).
 #[derive(Debug, Args)]

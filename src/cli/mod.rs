@@ -25,7 +25,7 @@ use syncnet::Error;
 
 #[cfg(feature = "bench")]
 pub use bench::BenchArgs;
-pub use client::{ClientArgs, ClientTlsArgs};
+pub use client::ClientArgs;
 pub use serve::ServeArgs;
 
 /// syncnet: a TCP server toolkit with threads, not async.
