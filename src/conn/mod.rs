@@ -426,13 +426,20 @@ impl Conn {
 
     /// Reads and drops what is still queued on a drained connection, so
     /// closing it sends FIN, not RST: a reset would make the client discard
-    /// replies it has not read yet. Never inlined: its 4 KiB scratch buffer
+    /// replies it has not read yet. Outside a drain it does nothing, and the
+    /// check is inlined: the 4 KiB scratch buffer's frame (whose stack probe
+    /// touches a page) is entered only while draining.
+    #[inline]
+    pub(crate) fn discard_unread(&mut self) {
+        if self.lifecycle.is_draining() {
+            self.discard_unread_now();
+        }
+    }
+
+    /// [`Conn::discard_unread`]'s work. Never inlined: its scratch buffer
     /// must not widen the frame of the worker's serving path.
     #[inline(never)]
-    pub(crate) fn discard_unread(&mut self) {
-        if !self.lifecycle.is_draining() {
-            return;
-        }
+    fn discard_unread_now(&mut self) {
         let mut scratch = [0u8; 4096];
         for _ in 0..1024 {
             match self.read_transport(&mut scratch) {
