@@ -138,7 +138,7 @@ mod timer;
 mod tls;
 
 pub use client::Client;
-pub use client_pool::{Call, ClientPool, ClientPoolBuilder, Lease, MAX_RETRIES, PoolStats};
+pub use client_pool::{Call, ClientPool, ClientPoolBuilder, Lease, PoolStats};
 pub use config::{DEFAULT_WORKER_STACK_SIZE, MIN_WORKER_STACK_SIZE, ServerConfig, parse_duration};
 pub use conn::Conn;
 pub use error::Error;

@@ -16,14 +16,11 @@ use crate::frame::{Codec, Decoded, FrameError, FrameReader};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Call {
     /// Sending it twice does no harm (a read, a `SET` to a fixed value):
-    /// retried up to [`MAX_RETRIES`] times on a new connection.
+    /// retried up to [`ClientPool::MAX_RETRIES`] times on a new connection.
     Idempotent,
     /// Must not be done twice (an increment, a payment): never retried.
     NotIdempotent,
 }
-
-/// How many times an idempotent call is sent again after a failure: 2.
-pub const MAX_RETRIES: u32 = 2;
 
 /// The wait before the first retry; it doubles for each next one (10 ms,
 /// then 20 ms).
@@ -39,8 +36,13 @@ enum Failure {
 }
 
 impl ClientPool {
+    /// How many times [`call`](ClientPool::call) sends a
+    /// [`Call::Idempotent`] request again after a failure: 2.
+    pub const MAX_RETRIES: u32 = 2;
+
     /// Sends `request` to `addr` as one frame of `codec`, reads one reply
-    /// frame into `reply` (cleared first), and gives the connection back.
+    /// frame into `reply` (replacing what it held; unspecified after an
+    /// error), and gives the connection back.
     ///
     /// The connection's read and write timeouts are the pool's; inside a
     /// [`FramedService`](crate::service::FramedService) handler whose
@@ -51,7 +53,7 @@ impl ClientPool {
     ///
     /// After a failure between the first byte written and the whole reply
     /// read, the connection is closed. A [`Call::Idempotent`] request is
-    /// then sent again on another connection, at most [`MAX_RETRIES`]
+    /// then sent again on another connection, at most [`MAX_RETRIES`](ClientPool::MAX_RETRIES)
     /// times, after 10 ms, then 20 ms, while the deadline leaves time for
     /// it; a [`Call::NotIdempotent`] one never is. Checkout failures (pool
     /// exhausted, cannot connect) are returned at once: no request went out.
@@ -77,7 +79,7 @@ impl ClientPool {
     ) -> Result<(), Error> {
         let deadline = crate::service::current_deadline();
         let attempts = match call {
-            Call::Idempotent => 1 + MAX_RETRIES,
+            Call::Idempotent => 1 + ClientPool::MAX_RETRIES,
             Call::NotIdempotent => 1,
         };
         let failed = |attempts, source| Error::Call {

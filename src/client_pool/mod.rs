@@ -18,7 +18,7 @@ mod tests;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use call::{Call, MAX_RETRIES};
+pub use call::Call;
 pub use lease::Lease;
 pub use metrics::PoolStats;
 pub use options::ClientPoolBuilder;

@@ -222,6 +222,12 @@ fn earliest(at: Instant, deadline: Option<Instant>) -> Instant {
 /// False when the server has closed (or reset) an idle connection, or sent
 /// bytes nobody asked for: a non-blocking peek finds end of input, an
 /// error, or data, where an open, quiet connection would block.
+///
+/// Over TLS the peek sees records, not plaintext: a close_notify counts as
+/// data, so a closed TLS connection is caught too; so would be a TLS 1.3
+/// session ticket still unread on a connection lent and given back
+/// without a read (it is then replaced, which costs a handshake, not an
+/// error).
 pub(super) fn peer_still_open(stream: &TcpStream) -> bool {
     if stream.set_nonblocking(true).is_err() {
         return false;
