@@ -2,7 +2,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -31,6 +31,19 @@ impl Client {
     /// Connects to `addr` (trying each address it resolves to) within
     /// `timeout`, and sets that timeout on reads and writes too. A zero
     /// timeout means no timeout.
+    ///
+    /// For read and write timeouts of their own, set them once connected
+    /// with [`set_read_timeout`](Client::set_read_timeout) and
+    /// [`set_write_timeout`](Client::set_write_timeout):
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// // 1 s to connect, then 5 s for each read and each write.
+    /// let client = syncnet::Client::connect("127.0.0.1:3000", Duration::from_secs(1))?;
+    /// client.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// client.set_write_timeout(Some(Duration::from_secs(5)))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Address`] when `addr` does not resolve; [`Error::Io`] naming
@@ -90,6 +103,18 @@ impl Client {
             setting: e.flag(),
             message: e.to_string(),
         })?;
+        Client::connect_tls_with(addr, timeout, config, tls)
+    }
+
+    /// [`Client::connect_tls`] with a client config built beforehand (by
+    /// `crate::tls::client_config`), so that callers that connect often
+    /// (a `ClientPool`) read the PEM files once.
+    pub(crate) fn connect_tls_with(
+        addr: &str,
+        timeout: Duration,
+        config: Arc<rustls::ClientConfig>,
+        tls: &ClientTls,
+    ) -> Result<Client, Error> {
         let plain = Client::connect(addr, timeout)?;
         let host = host_of(addr);
         let name = tls.server_name(host);
@@ -118,12 +143,24 @@ impl Client {
         self.peer
     }
 
-    /// Changes the read timeout (`None` = wait forever).
+    /// Changes the read timeout (`None` = wait forever). A read that times
+    /// out fails with `WouldBlock` or `TimedOut` (the operating system's
+    /// choice); the connection stays usable.
     ///
     /// # Errors
-    /// The operating system's error.
+    /// The operating system's error; `InvalidInput` for a zero duration.
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.stream.set_read_timeout(timeout)
+    }
+
+    /// Changes the write timeout (`None` = wait forever): how long a write
+    /// may wait for the server to take in data. Over TLS it bounds the
+    /// handshake messages written later too.
+    ///
+    /// # Errors
+    /// The operating system's error; `InvalidInput` for a zero duration.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.stream.set_write_timeout(timeout)
     }
 
     /// Shuts down the sending side: the server reads end of input. Over TLS

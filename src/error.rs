@@ -4,6 +4,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Everything that can go wrong while configuring, starting or running a server.
 ///
@@ -82,6 +83,32 @@ pub enum Error {
         /// The operating system's error.
         source: io::Error,
     },
+    /// A `ClientPool` had no connection to lend: all
+    /// `max_total_per_addr` connections to `addr` stayed in use for the
+    /// whole checkout timeout (or the time left before the request's
+    /// deadline, when shorter).
+    PoolExhausted {
+        /// The address the connection was for, as given to the pool.
+        addr: String,
+        /// The pool's `max_total_per_addr`.
+        limit: usize,
+        /// How long the caller waited.
+        waited: Duration,
+    },
+    /// A `ClientPool` call was sent but got no reply: writing the request
+    /// or reading the reply failed (a timeout is `TimedOut`, a connection
+    /// that ended before the reply `UnexpectedEof`), after `attempts`
+    /// tries (more than one only for idempotent calls), or it was not sent
+    /// at all (`attempts` 0: the deadline had passed, or the codec could
+    /// not encode it).
+    Call {
+        /// The address called, as given to the pool.
+        addr: String,
+        /// How many times the request was sent.
+        attempts: u32,
+        /// The last attempt's error.
+        source: io::Error,
+    },
 }
 
 impl Error {
@@ -147,6 +174,23 @@ impl fmt::Display for Error {
             Error::Signal(msg) => write!(f, "cannot install the signal handler: {msg}"),
             Error::Interrupted => write!(f, "interrupted by a second signal during shutdown"),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
+            Error::PoolExhausted {
+                addr,
+                limit,
+                waited,
+            } => write!(
+                f,
+                "no connection to {addr} available: all {limit} (max_total_per_addr) in use after waiting {waited:?}"
+            ),
+            Error::Call {
+                addr,
+                attempts,
+                source,
+            } => match attempts {
+                0 => write!(f, "call to {addr} not sent: {source}"),
+                1 => write!(f, "call to {addr} failed: {source}"),
+                n => write!(f, "call to {addr} failed after {n} tries: {source}"),
+            },
         }
     }
 }
@@ -205,6 +249,33 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "invalid `listen`: 'nonsense' is not a valid socket address"
+        );
+    }
+
+    #[test]
+    fn pool_errors_name_the_address_and_the_limit() {
+        let e = Error::PoolExhausted {
+            addr: "127.0.0.1:4000".into(),
+            limit: 4,
+            waited: Duration::from_millis(250),
+        };
+        assert_eq!(
+            e.to_string(),
+            "no connection to 127.0.0.1:4000 available: all 4 (max_total_per_addr) in use after waiting 250ms"
+        );
+        let e = Error::Call {
+            addr: "127.0.0.1:4000".into(),
+            attempts: 3,
+            source: io::Error::from(io::ErrorKind::UnexpectedEof),
+        };
+        assert!(
+            e.to_string()
+                .starts_with("call to 127.0.0.1:4000 failed after 3 tries: "),
+            "{e}"
+        );
+        assert!(
+            std::error::Error::source(&e).is_none(),
+            "printed once, in the message"
         );
     }
 

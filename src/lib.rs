@@ -121,6 +121,7 @@ mod admin;
 #[cfg(feature = "bench")]
 pub mod bench;
 mod client;
+mod client_pool;
 mod config;
 mod conn;
 mod error;
@@ -138,6 +139,7 @@ mod timer;
 mod tls;
 
 pub use client::Client;
+pub use client_pool::{Call, ClientPool, ClientPoolBuilder, Lease, PoolStats};
 pub use config::{
     DEFAULT_WORKER_STACK_SIZE, MIN_WORKER_STACK_SIZE, ServerConfig, format_duration, parse_duration,
 };
