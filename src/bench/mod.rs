@@ -12,7 +12,7 @@
 //! * [`Mode::Pingpong`]: each connection sends `size` bytes, reads the echo
 //!   back and compares it, `pipeline` requests in flight. Every request's
 //!   payload differs from the one before (a pattern shifted per request), so
-//!   a stale or repeated reply is caught. Latency goes into an HDR histogram.
+//!   a stale or repeated reply is caught. Latency goes into a log-linear histogram (`latency.rs`).
 //! * [`Mode::Bulk`]: per connection a writer streams `size`-byte chunks while
 //!   a reader checks the echoed stream against a position-dependent pattern
 //!   (`offset % 251`); after the window the writer half-closes and the reader
@@ -66,6 +66,7 @@ mod connect;
 #[cfg(target_os = "linux")]
 mod event_loop;
 mod hold;
+mod latency;
 mod options;
 mod pingpong;
 mod progress;

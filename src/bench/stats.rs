@@ -5,14 +5,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
-
+use super::latency::Latencies;
 use super::window::Window;
 
 /// Counters shared by every connection thread of one run.
 pub(crate) struct Stats {
     /// Latency of each measured request, in nanoseconds.
-    pub(super) latency: Mutex<Histogram<u64>>,
+    pub(super) latency: Mutex<Latencies>,
     /// Requests (or bulk chunks) completed so far, warm-up included: for the progress line.
     pub(super) completed: AtomicU64,
     /// Echoed bytes read back so far, warm-up included: for the progress line.
@@ -26,7 +25,7 @@ pub(crate) struct Stats {
 impl Stats {
     pub(super) fn new() -> Stats {
         Stats {
-            latency: Mutex::new(new_histogram()),
+            latency: Mutex::new(Latencies::default()),
             completed: AtomicU64::new(0),
             bytes_total: AtomicU64::new(0),
             bytes_measured: AtomicU64::new(0),
@@ -47,23 +46,18 @@ impl Stats {
         };
         for took in latencies {
             let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-            histogram.saturating_record(nanos.max(1));
+            histogram.record(nanos.max(1));
         }
         self.completed
             .fetch_add(latencies.len() as u64, Ordering::Relaxed);
     }
 
-    pub(super) fn histogram(&self) -> Histogram<u64> {
+    pub(super) fn histogram(&self) -> Latencies {
         match self.latency.lock() {
             Ok(h) => h.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
-}
-
-/// 1 ns to 60 s at 3 significant digits.
-fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("constant bounds are valid")
 }
 
 /// One connection's view of [`Stats`]: latencies are buffered locally and
@@ -120,7 +114,7 @@ impl<'a> Recorder<'a> {
             Err(poisoned) => poisoned.into_inner(),
         };
         for &nanos in &self.pending {
-            histogram.saturating_record(nanos);
+            histogram.record(nanos);
         }
         drop(histogram);
         self.pending.clear();
