@@ -31,13 +31,33 @@ fn build_example(name: &str) -> PathBuf {
         None => "dev",
     };
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    let output = Command::new(env!("CARGO"))
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo
         .args(["build", "--quiet", "--example", name, "--profile", profile])
         .arg("--manifest-path")
         .arg(&manifest)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run cargo build");
+        .stdin(Stdio::null());
+    // The variables cargo sets for the crate it runs (this test): a build
+    // script that tracks one (ring tracks CARGO_MANIFEST_DIR) would see it
+    // change, and every build after this one would recompile it.
+    for (key, _) in std::env::vars_os() {
+        let key_text = key.to_string_lossy();
+        if [
+            "CARGO_MANIFEST_",
+            "CARGO_PKG_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_TARGET_TMPDIR",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_RUSTC_CURRENT_DIR",
+        ]
+        .iter()
+        .any(|prefix| key_text.starts_with(prefix))
+        {
+            cargo.env_remove(&key);
+        }
+    }
+    let output = cargo.output().expect("run cargo build");
     assert!(
         output.status.success(),
         "cargo build --example {name} failed:\n{}",
