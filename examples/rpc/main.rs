@@ -1,0 +1,254 @@
+//! # `rpc`: JSON-RPC 2.0 over length-prefixed frames
+//!
+//! How to write your own protocol on syncnet: implement
+//! [`Protocol`](syncnet::service::Protocol) (how frames are cut, how one
+//! request is answered, how refusals are worded) and serve it with
+//! [`FramedService`], which brings pipelining, request metrics, a
+//! request-rate limit and deadlines.
+//!
+//! ```sh
+//! cargo run --release --example rpc -- serve                 # on 127.0.0.1:4000
+//! cargo run --release --example rpc -- call add '[1,2,3.5]'  # prints 6.5
+//! cargo run --release --example rpc -- call echo '{"hi":[1,2]}'
+//! ```
+//!
+//! Each frame is a 4-byte big-endian length and one JSON object (UTF-8, at
+//! most 1 MiB): the default wire format of tokio-util's
+//! `LengthDelimitedCodec`. Methods: `echo` (the params back), `add` (sum of
+//! an array of numbers), `sleep` (`[ms]`, at most 10 000) and `forward`
+//! (`{"method":M,"params":P}`: calls `M` on the `--forward` server).
+//!
+//! | file | what it holds |
+//! | --- | --- |
+//! | `main.rs` | the command line: `serve` and `call` |
+//! | `protocol.rs` | the envelope: parsing a request, writing a reply, the error codes, the `Protocol` impl |
+//! | `methods.rs` | `echo`, `add`, `sleep`, `forward` |
+//! | `upstream.rs` | the client side: the `Upstream` trait `forward` calls through, framing, reading replies |
+
+mod methods;
+mod protocol;
+mod upstream;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::value::RawValue;
+use syncnet::service::FramedService;
+use syncnet::{Client, Error, LogFormat, Server, parse_duration};
+
+use protocol::JsonRpc;
+use upstream::{ConnectPerCall, Outcome};
+
+/// JSON-RPC 2.0 over length-prefixed frames, served by syncnet.
+#[derive(Debug, Parser)]
+#[command(name = "rpc")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve echo, add, sleep and forward until SIGINT/SIGTERM.
+    Serve(ServeArgs),
+    /// Call one method and print its result as compact JSON.
+    Call(CallArgs),
+}
+
+/// The flags of `rpc serve`.
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to accept on (port 0: the kernel picks one; the start-up log line shows it)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4000")]
+    listen: String,
+    /// Admin endpoint (/metrics, /healthz, /readyz), or `off`
+    #[arg(long, value_name = "ADDR|off", default_value = "off")]
+    admin: String,
+    /// Most connections served at once; one thread each
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    workers: usize,
+    /// Connections that may wait for a worker; beyond, they read `-32000 server busy`
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    queue: usize,
+    /// Where `forward` sends its calls (another `rpc serve`)
+    #[arg(long, value_name = "ADDR")]
+    forward: Option<String>,
+    /// Requests per second per connection (burst as large); the excess gets -32000; 0 = no limit
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    request_rate: u32,
+    /// A request not answered this long after it was read gets -32000; 0 = no deadline
+    #[arg(long, value_name = "DUR", default_value = "0", value_parser = parse_duration)]
+    request_timeout: Duration,
+    /// Log format on stderr: text, json, or auto (text on a terminal)
+    #[arg(long, value_name = "FORMAT", default_value = "auto")]
+    log_format: LogFormat,
+}
+
+/// The arguments of `rpc call`.
+#[derive(Debug, Args)]
+struct CallArgs {
+    /// The server to call
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4000")]
+    connect: String,
+    /// Give up on connecting and on the reply after this long (above 0)
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = positive_duration)]
+    timeout: Duration,
+    /// The method, e.g. add
+    method: String,
+    /// The params as JSON, e.g. '[1,2]'; none when left out
+    params: Option<String>,
+}
+
+/// A duration above zero (a zero socket timeout would mean "wait forever").
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err("must be above 0".to_string()),
+        d => Ok(d),
+    }
+}
+
+fn main() -> ExitCode {
+    // Bad usage: clap prints the error and exits with 2.
+    match Cli::parse().command {
+        Command::Serve(args) => match serve(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                if log::log_enabled!(log::Level::Error) {
+                    log::error!(target: "rpc", exit_code = e.exit_code(); "{e}");
+                } else {
+                    eprintln!("rpc: error: {e}");
+                }
+                ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+            }
+        },
+        Command::Call(args) => call(&args),
+    }
+}
+
+/// `rpc serve`: binds, logs `syncnet listening on ...` (with the `listen`
+/// and `admin` addresses bound), and serves until a signal.
+fn serve(args: &ServeArgs) -> Result<(), Error> {
+    syncnet::init_logging(args.log_format);
+    let forward = args.forward.as_deref().map(resolve_forward).transpose()?;
+    let admin = (args.admin != "off").then_some(args.admin.as_str());
+    let server = Server::builder()
+        .listen(args.listen.as_str())
+        .admin(admin)
+        .workers(args.workers)
+        .queue(args.queue)
+        // Refused connections read a JSON-RPC error, not just a close.
+        .reject_reply(protocol::refusal_frame())
+        .build()?;
+    let protocol = match forward {
+        // The upstream `forward` calls through (see upstream.rs). A pool of
+        // connections goes here instead of `ConnectPerCall`, its metrics
+        // registered in `server.metrics_registry()`.
+        Some(addr) => JsonRpc::forward_to(ConnectPerCall::new(addr)),
+        None => JsonRpc::new(),
+    };
+    let service = FramedService::new(protocol)
+        .request_rate(args.request_rate)
+        .request_timeout(args.request_timeout);
+    server.run(service)
+}
+
+/// The `--forward` address, resolved once at start-up.
+fn resolve_forward(text: &str) -> Result<SocketAddr, Error> {
+    text.to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| Error::Address {
+            setting: "--forward".to_string(),
+            value: text.to_string(),
+        })
+}
+
+/// Why `rpc call` failed: the exit code and what to print on stderr.
+struct Failure {
+    exit: u8,
+    message: String,
+}
+
+impl Failure {
+    /// Exit `exit`, printing `rpc call: {why}`.
+    fn new(exit: u8, why: impl std::fmt::Display) -> Failure {
+        Failure {
+            exit,
+            message: format!("rpc call: {why}"),
+        }
+    }
+}
+
+/// `rpc call`: exit 0 with the result on stdout; 1 with `error CODE:
+/// MESSAGE` for an error reply, or a message when the server cannot be
+/// reached or does not answer in time; 2 for bad usage.
+fn call(args: &CallArgs) -> ExitCode {
+    match call_once(args) {
+        Ok(result) => {
+            println!("{result}");
+            ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            eprintln!("{}", failure.message);
+            ExitCode::from(failure.exit)
+        }
+    }
+}
+
+/// Sends one request (id 1) and returns its result as compact JSON.
+fn call_once(args: &CallArgs) -> Result<String, Failure> {
+    let params = match &args.params {
+        Some(text) => {
+            let raw: &RawValue = serde_json::from_str(text)
+                .map_err(|e| Failure::new(2, format_args!("PARAMS_JSON is not JSON: {e}")))?;
+            Some(RawValue::from_string(compact(raw.get())).map_err(|e| Failure::new(2, e))?)
+        }
+        None => None,
+    };
+    let mut request = Vec::new();
+    upstream::frame_request(&mut request, 1, &args.method, params.as_deref())
+        .map_err(|e| Failure::new(2, e))?;
+
+    let deadline = Instant::now() + args.timeout;
+    let mut client = Client::connect(args.connect.as_str(), args.timeout).map_err(|e| {
+        // 2 for an address that does not parse, 1 when nobody answers.
+        Failure::new(u8::try_from(e.exit_code()).unwrap_or(1), e)
+    })?;
+    let mut reply = Vec::new();
+    upstream::exchange(&mut client, &request, &mut reply, deadline)
+        .map_err(|e| Failure::new(1, format_args!("{}: {e}", args.connect)))?;
+    match upstream::read_reply(&reply, 1).map_err(|e| Failure::new(1, e))? {
+        Outcome::Result(result) => Ok(compact(result.get())),
+        Outcome::Error(error) => Err(Failure {
+            exit: 1,
+            message: format!("error {}: {}", error.code, error.message),
+        }),
+    }
+}
+
+/// Valid JSON without the whitespace between its tokens. (Re-serialising
+/// through `serde_json::Value` would also reorder object members.)
+fn compact(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            out.push(c);
+        }
+    }
+    out
+}

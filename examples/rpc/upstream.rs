@@ -1,0 +1,219 @@
+//! The client side of the protocol: framing a request, one round trip over
+//! a connection, reading the reply. The `forward` method and `rpc call` both
+//! use it.
+//!
+//! `forward` reaches its upstream only through the [`Upstream`] trait: one
+//! request frame out, one reply frame back. [`ConnectPerCall`] opens a new
+//! connection for every call; a connection pool implements the same trait
+//! and replaces it in `main.rs` without touching the methods.
+
+use std::borrow::Cow;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use syncnet::Client;
+
+use crate::protocol::{MAX_FRAME, present, write_json};
+
+/// Where `forward` sends its calls.
+pub trait Upstream: Send + Sync + 'static {
+    /// Sends `request` — one whole frame, length prefix included, as
+    /// [`frame_request`] writes it — and reads the reply frame's payload
+    /// into `reply` (whatever it held is replaced), giving up at `deadline`.
+    ///
+    /// # Errors
+    /// The upstream cannot be reached, closes the connection, sends a
+    /// frame over 1 MiB, or does not answer before `deadline`.
+    fn round_trip(&self, request: &[u8], reply: &mut Vec<u8>, deadline: Instant) -> io::Result<()>;
+}
+
+/// An [`Upstream`] that opens a new connection for every call (connect
+/// timeout and read/write timeouts: the time left before the deadline).
+#[derive(Debug, Clone)]
+pub struct ConnectPerCall {
+    addr: SocketAddr,
+}
+
+impl ConnectPerCall {
+    /// Calls go to `addr`.
+    pub fn new(addr: SocketAddr) -> ConnectPerCall {
+        ConnectPerCall { addr }
+    }
+}
+
+impl Upstream for ConnectPerCall {
+    fn round_trip(&self, request: &[u8], reply: &mut Vec<u8>, deadline: Instant) -> io::Result<()> {
+        let timeout = time_until(deadline)?;
+        let mut client = Client::connect(self.addr, timeout).map_err(io::Error::other)?;
+        exchange(&mut client, request, reply, deadline)
+    }
+}
+
+/// One round trip on an open connection: writes the `request` frame, then
+/// reads exactly one reply frame's payload into `reply`, each read bounded
+/// by the time left before `deadline`. Reads no byte past the reply, so the
+/// connection can serve the next call (a pool can reuse it).
+///
+/// # Errors
+/// As [`Upstream::round_trip`].
+pub fn exchange(
+    client: &mut Client,
+    request: &[u8],
+    reply: &mut Vec<u8>,
+    deadline: Instant,
+) -> io::Result<()> {
+    client
+        .write_all(request)
+        .map_err(named("sending the request"))?;
+    client.flush().map_err(named("sending the request"))?;
+    let mut header = [0u8; 4];
+    client.set_read_timeout(Some(time_until(deadline)?))?;
+    client
+        .read_exact(&mut header)
+        .map_err(named("reading the reply"))?;
+    let len = usize::try_from(u32::from_be_bytes(header)).unwrap_or(usize::MAX);
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the reply frame is {len} bytes, over the {MAX_FRAME}-byte limit"),
+        ));
+    }
+    reply.clear();
+    reply.resize(len, 0);
+    client.set_read_timeout(Some(time_until(deadline)?))?;
+    client
+        .read_exact(reply)
+        .map_err(named("reading the reply"))?;
+    Ok(())
+}
+
+/// The time left before `deadline`.
+///
+/// # Errors
+/// `TimedOut` once it has passed (a zero timeout would mean "none" to the
+/// socket calls).
+fn time_until(deadline: Instant) -> io::Result<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|left| !left.is_zero())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "no time left before the deadline"))
+}
+
+/// Rewords the errors of a read or write for people: a timeout and an
+/// early close say so; others keep their own message, after `doing`.
+fn named(doing: &'static str) -> impl Fn(io::Error) -> io::Error {
+    move |e| {
+        let what = match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                "no reply before the deadline".to_string()
+            }
+            io::ErrorKind::UnexpectedEof => "the connection closed before the reply".to_string(),
+            _ => format!("{doing}: {e}"),
+        };
+        io::Error::new(e.kind(), what)
+    }
+}
+
+/// Appends one request frame, length prefix included:
+/// `{"jsonrpc":"2.0","id":ID,"method":M}` with `,"params":P` before the
+/// closing brace when there are params.
+///
+/// # Errors
+/// `InvalidInput` when the request would be over 1 MiB.
+pub fn frame_request(
+    out: &mut Vec<u8>,
+    id: u64,
+    method: &str,
+    params: Option<&RawValue>,
+) -> io::Result<()> {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]); // the length, filled in below
+    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    write_json(out, &id);
+    out.extend_from_slice(br#","method":"#);
+    write_json(out, method);
+    if let Some(params) = params {
+        out.extend_from_slice(br#","params":"#);
+        out.extend_from_slice(params.get().as_bytes());
+    }
+    out.push(b'}');
+    let len = out.len() - start - 4;
+    match u32::try_from(len) {
+        Ok(prefix) if len <= MAX_FRAME => {
+            out[start..start + 4].copy_from_slice(&prefix.to_be_bytes());
+            Ok(())
+        }
+        _ => {
+            out.truncate(start);
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("the request is {len} bytes, over the {MAX_FRAME}-byte limit"),
+            ))
+        }
+    }
+}
+
+/// A reply object, borrowed from its frame. Members other than these
+/// (`jsonrpc`) are not checked: be liberal in what you accept.
+#[derive(Debug, Deserialize)]
+struct Reply<'a> {
+    #[serde(borrow)]
+    id: &'a RawValue,
+    #[serde(default, borrow, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    error: Option<ReplyError<'a>>,
+}
+
+/// The `error` member of a reply.
+#[derive(Debug, Deserialize)]
+pub struct ReplyError<'a> {
+    /// The error code.
+    pub code: i64,
+    /// The message.
+    #[serde(borrow)]
+    pub message: Cow<'a, str>,
+    /// Extra information, if any.
+    #[serde(default, borrow, deserialize_with = "present")]
+    pub data: Option<&'a RawValue>,
+}
+
+/// What a reply says.
+#[derive(Debug)]
+pub enum Outcome<'a> {
+    /// The call succeeded: its result, as raw JSON.
+    Result(&'a RawValue),
+    /// The call failed.
+    Error(ReplyError<'a>),
+}
+
+/// Reads the reply to the request with id `id` out of its frame's payload.
+/// An error reply with a `null` id is accepted too: the server could not
+/// read the request's id (or refused the connection before reading it).
+///
+/// # Errors
+/// `InvalidData` when the payload is not a reply object, answers another
+/// request, or has neither or both of `result` and `error`.
+pub fn read_reply(payload: &[u8], id: u64) -> io::Result<Outcome<'_>> {
+    let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
+    let reply: Reply<'_> = serde_json::from_slice(payload)
+        .map_err(|e| invalid(format!("not a JSON-RPC reply: {e}")))?;
+    let ours = serde_json::from_str::<u64>(reply.id.get()).is_ok_and(|got| got == id);
+    let anonymous_error = reply.id.get() == "null" && reply.error.is_some();
+    if !ours && !anonymous_error {
+        return Err(invalid(format!(
+            "a reply for id {} to the request with id {id}",
+            reply.id
+        )));
+    }
+    match (reply.result, reply.error) {
+        (Some(result), None) => Ok(Outcome::Result(result)),
+        (None, Some(error)) => Ok(Outcome::Error(error)),
+        _ => Err(invalid(
+            "a reply must have exactly one of result and error".to_string(),
+        )),
+    }
+}
