@@ -141,7 +141,8 @@ mod tls;
 pub use client::Client;
 pub use client_pool::{Call, ClientPool, ClientPoolBuilder, Lease, PoolStats};
 pub use config::{
-    DEFAULT_WORKER_STACK_SIZE, MIN_WORKER_STACK_SIZE, ServerConfig, format_duration, parse_duration,
+    DEFAULT_WORKER_STACK_SIZE, MAX_WORKERS_OR_QUEUE, MIN_WORKER_STACK_SIZE, ServerConfig,
+    format_duration, parse_duration,
 };
 pub use conn::{Conn, ConnReader, ConnWriter};
 pub use error::Error;

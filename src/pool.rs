@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, Sender, TrySendError, unbounded};
 
 use crate::Error;
 use crate::conn::ConnShared;
@@ -109,9 +109,11 @@ impl Pool {
         metrics: Arc<Metrics>,
         lifecycle: Arc<Lifecycle>,
     ) -> Result<Pool, Error> {
-        // Capacity for every connection in flight, so a send never blocks the
-        // accept thread; admission is decided by `in_flight`, not by the channel.
-        let (jobs, jobs_rx) = bounded(config.workers + config.queue);
+        // Unbounded, so a send never blocks the accept thread and nothing is
+        // allocated in proportion to the limits up front (the channel grows in
+        // small blocks as connections wait); admission is decided by
+        // `in_flight`, which never lets more than `workers + queue` in.
+        let (jobs, jobs_rx) = unbounded();
         let shared = Arc::new(PoolShared {
             service,
             metrics,
@@ -273,6 +275,7 @@ impl PoolShared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crossbeam_channel::bounded;
     use std::net::{TcpListener, TcpStream};
 
     /// A service that holds each connection until told to let it go.

@@ -31,6 +31,27 @@ fn zero_workers_is_a_usage_error_naming_the_flag() {
 }
 
 #[test]
+fn huge_workers_or_queue_are_configuration_errors_naming_the_flag_and_the_bound() {
+    for (flag, args) in [
+        (
+            "--workers",
+            ["--workers", "18446744073709551615", "--queue", "1"],
+        ),
+        ("--queue", ["--queue", "1000000000000", "--workers", "4"]),
+        ("--workers", ["--workers", "1000001", "--queue", "1"]),
+    ] {
+        let out = serve_fails(&args);
+        assert_eq!(out.code(), 2, "{args:?}: {out:?}");
+        assert!(out.stderr.contains(flag), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("1000000"),
+            "names the bound: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
 fn an_address_in_use_is_a_runtime_failure_naming_the_address() {
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind a port to occupy");
     let addr = taken.local_addr().expect("local addr").to_string();

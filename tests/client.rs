@@ -57,6 +57,30 @@ fn a_short_reply_fails_and_says_how_many_bytes_came_back() {
 }
 
 #[test]
+fn a_reply_of_the_right_length_but_other_bytes_fails_naming_the_mismatch() {
+    // Like a TLS server's alert to a plain client: bytes come back, but not ours.
+    let server = builder()
+        .build()
+        .expect("server builds")
+        .spawn(|conn: &mut Conn| -> std::io::Result<()> {
+            let mut message = [0u8; HELLO.len()];
+            conn.read_exact(&mut message)?;
+            message[5] = b'#';
+            conn.write_all(&message)?;
+            conn.flush()
+        })
+        .expect("server starts");
+    let out = client(server.local_addr(), &["--message", HELLO], b"");
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(
+        out.stderr.contains("differs") && out.stderr.contains("byte 5"),
+        "stderr does not name the mismatch: {}",
+        out.stderr
+    );
+    server.shutdown();
+}
+
+#[test]
 fn without_a_message_stdin_goes_to_the_server_and_the_reply_to_stdout() {
     let server = spawn_echo(builder());
     let input = b"line one\nline two\n";

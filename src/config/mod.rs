@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::{Cidr, TlsSettings};
 
 pub use duration::{format_duration, parse_duration};
-pub use validate::MIN_WORKER_STACK_SIZE;
+pub use validate::{MAX_WORKERS_OR_QUEUE, MIN_WORKER_STACK_SIZE};
 
 /// Default stack size of a worker thread: 256 KiB.
 ///

@@ -4,6 +4,11 @@
 use super::ServerConfig;
 use crate::Error;
 
+/// The largest `workers` and `queue` we accept: a million connections is
+/// beyond what one process serves with a thread each, and the bound keeps
+/// `workers + queue` (and every count derived from it) far from overflow.
+pub const MAX_WORKERS_OR_QUEUE: usize = 1_000_000;
+
 /// The smallest worker stack we accept: below this even an echo loop and the
 /// standard library's own frames risk overflowing, which aborts the process.
 pub const MIN_WORKER_STACK_SIZE: usize = 64 * 1024;
@@ -13,12 +18,21 @@ impl ServerConfig {
     /// naming the field at fault.
     ///
     /// # Errors
-    /// [`Error::Config`] when `workers` or `backlog` is 0, `handshake_timeout`
+    /// [`Error::Config`] when `workers` or `backlog` is 0, `workers` or
+    /// `queue` is above [`MAX_WORKERS_OR_QUEUE`], `handshake_timeout`
     /// is zero, `trusted_proxies` is set without `proxy_protocol`, or the
     /// worker stack is below [`MIN_WORKER_STACK_SIZE`].
     pub fn validate(&self) -> Result<(), Error> {
         if self.workers == 0 {
             return Err(Error::config("workers", "must be at least 1, got 0"));
+        }
+        for (field, value) in [("workers", self.workers), ("queue", self.queue)] {
+            if value > MAX_WORKERS_OR_QUEUE {
+                return Err(Error::config(
+                    field,
+                    format!("must be at most {MAX_WORKERS_OR_QUEUE}, got {value}"),
+                ));
+            }
         }
         if self.backlog == 0 {
             return Err(Error::config("backlog", "must be at least 1, got 0"));
