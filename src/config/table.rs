@@ -166,7 +166,7 @@ macro_rules! settings_table {
                 tls_cert ("tls.cert"): Path, "FILE", "PEM certificate chain: the listener speaks TLS 1.2/1.3 (needs --tls-key)";
                 tls_key ("tls.key"): Path, "FILE", "PEM private key of --tls-cert";
                 tls_client_ca ("tls.client_ca"): Path, "FILE", "PEM CA bundle: clients must present a certificate it signed (mTLS)";
-                tls_allow_name ("tls.allow_names"): Names, "NAME", "With mTLS, serve only client certificates whose DNS SAN or CN is NAME (repeatable)";
+                tls_allow_name ("tls.allow_names"): Names, "NAME", "With mTLS, serve only client certificates known as NAME: a DNS SAN, or the CN when there is no DNS SAN (repeatable)";
             };
 
             /// Longest a TLS handshake or a PROXY header read may take; must be
