@@ -1,9 +1,16 @@
 //! The admin endpoint: `/healthz`, `/readyz` and `/metrics` over HTTP/1.1.
 //!
-//! It is a syncnet server itself (a few workers, short timeouts, no
+//! It is a syncnet server itself (its own workers, short timeouts, no
 //! connection logs) whose handler parses one request head with `httparse`
 //! and answers it, so it inherits the bounded pool, the timeouts and the
 //! accept-error handling instead of being a second server design.
+//!
+//! Slow clients must not starve the probes: a client that trickles its
+//! request head one byte at a time gets `408` once [`HEAD_DEADLINE`] has
+//! passed, however steadily it sends (a total deadline, not an idle one),
+//! and there are more workers ([`WORKERS`], started only when needed) than
+//! such clients are likely to hold at once, so `/healthz` keeps answering
+//! while they trickle.
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;
@@ -14,6 +21,15 @@ use crate::config::ServerConfig;
 
 /// Largest request head we read; a longer one gets 431.
 const MAX_HEAD: usize = 8 * 1024;
+
+/// The whole request head must arrive within this long of the connection
+/// being picked up; after that the client gets `408 Request Timeout`.
+pub(crate) const HEAD_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Admin workers: threads start on demand, so an idle endpoint costs one or
+/// two; under a trickling attack each slow client holds one for at most
+/// about [`HEAD_DEADLINE`] plus one idle timeout.
+const WORKERS: usize = 128;
 
 /// What the admin endpoint may see of the server it reports on: its
 /// readiness and its metrics, nothing else.
@@ -29,12 +45,13 @@ pub(crate) trait Status: Send + Sync + 'static {
 pub(crate) fn settings() -> ServerConfig {
     ServerConfig {
         listen: String::new(),
-        workers: 4,
-        queue: 32,
-        queue_timeout: Duration::from_secs(5),
-        idle_timeout: Duration::from_secs(10),
+        workers: WORKERS,
+        queue: 64,
+        queue_timeout: Duration::from_secs(2),
+        idle_timeout: HEAD_DEADLINE,
         write_timeout: Duration::from_secs(10),
-        max_lifetime: Duration::from_secs(60),
+        // A backstop for a client that reads a large /metrics very slowly.
+        max_lifetime: Duration::from_secs(30),
         shutdown_delay: Duration::ZERO,
         drain_timeout: Duration::ZERO,
         keepalive: Duration::ZERO,
@@ -90,6 +107,7 @@ fn route(path: &str, status: &dyn Status) -> Response {
 fn answer<S: Read + Write>(stream: &mut S, route: impl Fn(&str) -> Response) -> io::Result<()> {
     let mut head = [0u8; MAX_HEAD];
     let mut len = 0;
+    let deadline = std::time::Instant::now() + HEAD_DEADLINE;
     let response = loop {
         let n = stream.read(&mut head[len..])?;
         if n == 0 {
@@ -110,6 +128,9 @@ fn answer<S: Read + Write>(stream: &mut S, route: impl Fn(&str) -> Response) -> 
             Ok(httparse::Status::Partial) if len == head.len() => {
                 break Response::text(431, "request head too large\n");
             }
+            Ok(httparse::Status::Partial) if std::time::Instant::now() > deadline => {
+                break Response::text(408, "request head took too long\n");
+            }
             Ok(httparse::Status::Partial) => continue,
             Err(_) => break Response::text(400, "bad request\n"),
         }
@@ -119,6 +140,7 @@ fn answer<S: Read + Write>(stream: &mut S, route: impl Fn(&str) -> Response) -> 
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
         431 => "Request Header Fields Too Large",
         _ => "Service Unavailable",
     };

@@ -19,7 +19,7 @@
 //! phase is one atomic load, so the read path pays nothing for it.
 
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Instant;
 
 /// Where a server is in its life. Ordered: a later phase is greater.
@@ -58,6 +58,8 @@ impl Phase {
 #[derive(Debug)]
 pub(crate) struct Lifecycle {
     phase: AtomicU8,
+    /// When the phase reached `Draining`.
+    drain_started: OnceLock<Instant>,
     /// Held while a waiter checks its condition, and by [`Lifecycle::notify`],
     /// so a change made before `notify` is never missed.
     lock: Mutex<()>,
@@ -68,6 +70,7 @@ impl Default for Lifecycle {
     fn default() -> Self {
         Lifecycle {
             phase: AtomicU8::new(Phase::Running as u8),
+            drain_started: OnceLock::new(),
             lock: Mutex::new(()),
             changed: Condvar::new(),
         }
@@ -87,10 +90,19 @@ impl Lifecycle {
         self.phase.load(Ordering::SeqCst) >= Phase::Draining as u8
     }
 
+    /// When the drain began; `None` before it.
+    pub(crate) fn drain_started(&self) -> Option<Instant> {
+        self.drain_started.get().copied()
+    }
+
     /// Moves to `to` if that is forward, and wakes every waiter. Returns
     /// `true` when this call moved the phase, so exactly one of several
     /// concurrent callers wins.
     pub(crate) fn advance(&self, to: Phase) -> bool {
+        if to >= Phase::Draining {
+            // Before the phase moves, so whoever sees `Draining` finds it set.
+            let _ = self.drain_started.set(Instant::now());
+        }
         let before = self.phase.fetch_max(to as u8, Ordering::SeqCst);
         let moved = before < to as u8;
         if moved {

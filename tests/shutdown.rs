@@ -319,3 +319,72 @@ fn queued_connections_are_rejected_with_reason_shutdown() {
     });
     assert!(read_until_closed(&mut held).is_empty());
 }
+
+#[test]
+fn a_client_that_never_pauses_sees_end_of_input_soon_after_the_signal() {
+    let server = spawn_echo(builder().drain_timeout(Duration::from_secs(8)));
+    let stream = connect(server.local_addr());
+    let mut reader = stream.try_clone().unwrap();
+    reader.set_read_timeout(Some(WAIT)).unwrap();
+    let sent_before_signal = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (signal_tx, signal_rx) = bounded::<Instant>(1);
+
+    // Sends 1 KiB every 100 ms until the server closes its side.
+    let counter = std::sync::Arc::clone(&sent_before_signal);
+    let sender = thread::spawn(move || {
+        let mut writer = stream;
+        let mut sent = 0usize;
+        let mut signalled = false;
+        for i in 0..200u32 {
+            if !signalled && signal_rx.try_recv().is_ok() {
+                counter.store(sent, std::sync::atomic::Ordering::SeqCst);
+                signalled = true;
+            }
+            let chunk = [(i % 251) as u8; 1024];
+            if writer.write_all(&chunk).is_err() {
+                break;
+            }
+            sent += chunk.len();
+            thread::sleep(Duration::from_millis(100)); // the client's pace
+        }
+        sent
+    });
+
+    // Let some traffic flow, then shut down while the client keeps sending.
+    let mut echoed = Vec::new();
+    let mut buf = [0u8; 4096];
+    while echoed.len() < 5 * 1024 {
+        let n = reader.read(&mut buf).expect("echo before the signal");
+        assert!(n > 0, "the server closed before the signal");
+        echoed.extend_from_slice(&buf[..n]);
+    }
+    let signalled_at = Instant::now();
+    signal_tx.send(signalled_at).unwrap();
+    let shutdown = thread::spawn(move || server.shutdown());
+    let eof_at = loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break Instant::now(),
+            Ok(n) => echoed.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("expected end of input, got {e}"),
+        }
+    };
+    let waited = eof_at - signalled_at;
+    assert!(
+        waited <= Duration::from_millis(1500),
+        "end of input came {waited:?} after the signal"
+    );
+    shutdown.join().unwrap();
+    let _ = sender.join().unwrap();
+    let before = sent_before_signal.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        echoed.len() >= before,
+        "{} bytes came back of the {before} sent before the signal",
+        echoed.len()
+    );
+    for (i, chunk) in echoed.chunks(1024).enumerate() {
+        assert!(
+            chunk.iter().all(|&b| b == (i as u32 % 251) as u8),
+            "chunk {i} came back altered"
+        );
+    }
+}

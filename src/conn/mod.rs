@@ -146,6 +146,10 @@ struct ReadState {
 /// During the drain, how long the receive queue must stay empty before a
 /// read reports end of input (see [`Conn::read_during_drain`]).
 const DRAIN_QUIET: Duration = Duration::from_millis(300);
+/// During the drain, the latest a read may still return data: after this
+/// long from the start of the drain, reads report end of input even when
+/// the peer never pauses (see [`ReadState::read_during_drain`]).
+pub(crate) const DRAIN_CUTOFF: Duration = Duration::from_millis(400);
 /// How often the queue is looked at during that quiet period.
 const DRAIN_POLL: Duration = Duration::from_millis(5);
 
@@ -354,7 +358,8 @@ impl ReadState {
             }
         };
         let result = match raw(buf) {
-            Ok(0) if lifecycle.is_draining() => self.read_during_drain(buf, &mut raw),
+            Ok(0) if lifecycle.is_draining() => self.read_during_drain(lifecycle, buf, &mut raw),
+            Ok(n) if n > 0 && lifecycle.is_draining() && self.cut_off(lifecycle) => Ok(0),
             other => other,
         };
         match result {
@@ -388,23 +393,44 @@ impl ReadState {
         }
     }
 
+    /// True (and from then on end of input) once [`DRAIN_CUTOFF`] has
+    /// passed since the drain began: bytes still arriving then are not
+    /// served. Cold and never inlined: only reads during a drain get here.
+    #[inline(never)]
+    fn cut_off(&mut self, lifecycle: &Lifecycle) -> bool {
+        if !self.drain_eof
+            && lifecycle
+                .drain_started()
+                .is_some_and(|started| started.elapsed() >= DRAIN_CUTOFF)
+        {
+            self.drain_eof = true;
+        }
+        self.drain_eof
+    }
+
     /// A read returned 0 during the drain. The drain shut the reading side
     /// down, and from then on a read returns 0 whenever the receive queue is
     /// momentarily empty — even while bytes the client sent before the
-    /// shutdown are still on their way. So end of input is reported only
-    /// once the queue stayed empty for [`DRAIN_QUIET`]; bytes that arrive
-    /// in that time are returned. This costs nothing outside the drain.
+    /// shutdown are still on their way. So end of input is reported once the
+    /// queue stayed empty for [`DRAIN_QUIET`]; bytes that arrive in that
+    /// time are returned. A client that never pauses cannot keep the
+    /// connection open that way: [`DRAIN_CUTOFF`] after the drain began,
+    /// end of input is reported whatever still arrives (those bytes are
+    /// discarded before the close). This costs nothing outside the drain.
     /// Never inlined: cold, and kept out of the read path's stack frame.
     #[inline(never)]
     fn read_during_drain(
         &mut self,
+        lifecycle: &Lifecycle,
         buf: &mut [u8],
         raw: &mut impl FnMut(&mut [u8]) -> io::Result<usize>,
     ) -> io::Result<usize> {
         if self.drain_eof || buf.is_empty() {
             return Ok(0);
         }
-        let quiet_until = Instant::now() + DRAIN_QUIET;
+        let now = Instant::now();
+        let cutoff = lifecycle.drain_started().unwrap_or(now) + DRAIN_CUTOFF;
+        let quiet_until = (now + DRAIN_QUIET).min(cutoff);
         while Instant::now() < quiet_until {
             std::thread::sleep(DRAIN_POLL);
             let n = raw(buf)?;
