@@ -65,8 +65,25 @@ struct Opened {
     transport: Transport,
 }
 
-/// Why the prelude refused a connection, and the detail for its log line.
-type Refused = (RejectReason, Option<String>);
+/// Why the prelude refused a connection, the detail for its log line, and
+/// the client a PROXY header named, if one was read before the refusal (the
+/// log line then shows that client as `peer` and the balancer as
+/// `proxy_peer`, like every other event of the connection).
+struct Refused {
+    reason: RejectReason,
+    detail: Option<String>,
+    client: Option<SocketAddr>,
+}
+
+impl Refused {
+    fn new(reason: RejectReason, detail: Option<String>) -> Refused {
+        Refused {
+            reason,
+            detail,
+            client: None,
+        }
+    }
+}
 
 impl Service for ConnService {
     fn serve(&self, waiting: Waiting) -> Option<Arc<ConnShared>> {
@@ -83,19 +100,24 @@ impl Service for ConnService {
         if !self.registry.insert(&shared) {
             // The drain began while this connection waited for a worker.
             self.metrics.rejected(RejectReason::Shutdown);
-            self.log_reject(id, socket_peer, RejectReason::Shutdown, None);
+            self.log_reject(id, socket_peer, None, RejectReason::Shutdown, None);
             return Some(shared);
         }
         self.metrics.active.inc();
         self.metrics.workers_busy.inc();
         let opened = match self.prelude(&shared, socket_peer, &mut ticket) {
             Ok(opened) => opened,
-            Err((reason, detail)) => {
+            Err(refused) => {
+                let reason = refused.reason;
                 self.registry.remove(id);
                 self.metrics.rejected(reason);
                 self.metrics.active.dec();
                 self.metrics.workers_busy.dec();
-                self.log_reject(id, socket_peer, reason, detail.as_deref());
+                let (peer, proxy_peer) = match refused.client {
+                    Some(client) => (client, Some(socket_peer)),
+                    None => (socket_peer, None),
+                };
+                self.log_reject(id, peer, proxy_peer, reason, refused.detail.as_deref());
                 drop(ticket);
                 return Some(shared);
             }
@@ -137,7 +159,7 @@ impl Service for ConnService {
 
     fn reject(&self, waiting: Waiting, reason: RejectReason) {
         self.metrics.rejected(reason);
-        self.log_reject(waiting.conn.id, waiting.peer, reason, None);
+        self.log_reject(waiting.conn.id, waiting.peer, None, reason, None);
         if let Some(reply) = &self.reject_reply
             && matches!(
                 reason,
@@ -218,7 +240,11 @@ impl ConnService {
             opened.proxy_peer = Some(socket_peer);
         }
         if let Some(config) = &self.tls {
-            opened.transport = Transport::Tls(self.tls_handshake(shared, config)?);
+            let session = self.tls_handshake(shared, config).map_err(|mut refused| {
+                refused.client = opened.proxy_peer.map(|_| opened.peer);
+                refused
+            })?;
+            opened.transport = Transport::Tls(session);
         }
         Ok(opened)
     }
@@ -240,11 +266,15 @@ impl ConnService {
                 *ticket = self
                     .admission
                     .client(client.ip(), Instant::now())
-                    .map_err(|reason| (reason, None))?;
+                    .map_err(|reason| Refused {
+                        reason,
+                        detail: None,
+                        client: Some(client),
+                    })?;
                 Ok(Some(client))
             }
             Ok(ProxyHeader::Local) => Ok(None),
-            Err(e) => Err((RejectReason::Protocol, Some(e.to_string()))),
+            Err(e) => Err(Refused::new(RejectReason::Protocol, Some(e.to_string()))),
         }
     }
 
@@ -261,7 +291,7 @@ impl ConnService {
             Ok(session) => session,
             Err(e) => {
                 self.metrics.tls_handshake_failures.inc();
-                return Err((RejectReason::Tls, Some(e.to_string())));
+                return Err(Refused::new(RejectReason::Tls, Some(e.to_string())));
             }
         };
         let allow = self
@@ -270,7 +300,7 @@ impl ConnService {
             .as_ref()
             .map_or(&[][..], |t| &t.allow_names[..]);
         if !crate::tls::name_allowed(&session, allow) {
-            return Err((
+            return Err(Refused::new(
                 RejectReason::Denied,
                 Some("client certificate name not allowed".to_string()),
             ));
@@ -356,6 +386,7 @@ impl ConnService {
         &self,
         id: u64,
         peer: SocketAddr,
+        proxy_peer: Option<SocketAddr>,
         reason: RejectReason,
         detail: Option<&str>,
     ) {
@@ -366,7 +397,7 @@ impl ConnService {
             let fields = ConnFields {
                 conn_id: id,
                 peer,
-                proxy_peer: None,
+                proxy_peer,
             };
             let mut extra = vec![
                 ("reason", reason.as_str().into()),
