@@ -58,6 +58,8 @@ pub enum Error {
     },
     /// Binding a listening socket failed, most often because the address is in use.
     Bind {
+        /// The setting the address came from: `listen` or `admin`.
+        setting: &'static str,
         /// The address we tried to bind.
         addr: SocketAddr,
         /// The operating system's error.
@@ -163,7 +165,23 @@ impl fmt::Display for Error {
                     "invalid `{setting}`: '{value}' is not a valid socket address"
                 )
             }
-            Error::Bind { addr, source } => {
+            Error::Bind {
+                setting: "admin",
+                addr,
+                source,
+            } => {
+                let why = if source.kind() == io::ErrorKind::AddrInUse {
+                    "address already in use".to_string()
+                } else {
+                    source.to_string()
+                };
+                write!(
+                    f,
+                    "cannot listen on {addr} for the admin endpoint: {why} \
+                     (give `admin` another address, or `off`)"
+                )
+            }
+            Error::Bind { addr, source, .. } => {
                 if source.kind() == io::ErrorKind::AddrInUse {
                     write!(f, "cannot listen on {addr}: address already in use")
                 } else {
@@ -205,12 +223,23 @@ mod tests {
     #[test]
     fn bind_error_names_the_address() {
         let e = Error::Bind {
+            setting: "listen",
             addr: "127.0.0.1:3000".parse().unwrap(),
             source: io::Error::from(io::ErrorKind::AddrInUse),
         };
         assert_eq!(
             e.to_string(),
             "cannot listen on 127.0.0.1:3000: address already in use"
+        );
+        let admin = Error::Bind {
+            setting: "admin",
+            addr: "127.0.0.1:9464".parse().unwrap(),
+            source: io::Error::from(io::ErrorKind::AddrInUse),
+        };
+        assert_eq!(
+            admin.to_string(),
+            "cannot listen on 127.0.0.1:9464 for the admin endpoint: address already in use \
+             (give `admin` another address, or `off`)"
         );
         assert_eq!(e.exit_code(), 1);
     }
@@ -220,6 +249,7 @@ mod tests {
         let source = io::Error::new(io::ErrorKind::PermissionDenied, "the os said no");
         let errors = [
             Error::Bind {
+                setting: "listen",
                 addr: "127.0.0.1:3000".parse().unwrap(),
                 source: io::Error::new(io::ErrorKind::PermissionDenied, "the os said no"),
             },

@@ -71,6 +71,19 @@ fn an_address_in_use_is_a_runtime_failure_naming_the_address() {
 }
 
 #[test]
+fn an_admin_port_in_use_says_it_is_the_admin_endpoint_and_how_to_move_it() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind a port to occupy");
+    let addr = taken.local_addr().expect("local addr").to_string();
+    let mut cmd = command();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--admin", &addr]);
+    let out = run(cmd, b"");
+    assert_eq!(out.code(), 1, "{out:?}");
+    for part in [addr.as_str(), "admin endpoint", "--admin", "off"] {
+        assert!(out.stderr.contains(part), "{part} not in:\n{}", out.stderr);
+    }
+}
+
+#[test]
 fn a_missing_config_file_is_a_usage_error_naming_the_path() {
     let path = "/nonexistent/dir/x.toml";
     let out = serve_fails(&["--config", path]);

@@ -61,7 +61,7 @@ pub fn error_message(error: &Error) -> String {
     let mut message = error.to_string();
     if matches!(
         error,
-        Error::Config { .. } | Error::Tls { .. } | Error::Address { .. }
+        Error::Config { .. } | Error::Tls { .. } | Error::Address { .. } | Error::Bind { .. }
     ) {
         message = name_flags(&message);
     }

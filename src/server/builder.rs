@@ -127,7 +127,7 @@ pub(super) fn local_addr_of(listener: &TcpListener) -> Result<SocketAddr, Error>
 }
 
 /// Resolves `text` and binds a listening socket with `SO_REUSEADDR` and `backlog`.
-pub(super) fn bind(text: &str, setting: &str, backlog: u32) -> Result<TcpListener, Error> {
+pub(super) fn bind(text: &str, setting: &'static str, backlog: u32) -> Result<TcpListener, Error> {
     let bad_address = || Error::Address {
         setting: setting.to_string(),
         value: text.to_string(),
@@ -137,7 +137,11 @@ pub(super) fn bind(text: &str, setting: &str, backlog: u32) -> Result<TcpListene
         .map_err(|_| bad_address())?
         .next()
         .ok_or_else(bad_address)?;
-    let bind_error = |source| Error::Bind { addr, source };
+    let bind_error = |source| Error::Bind {
+        setting,
+        addr,
+        source,
+    };
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(bind_error)?;
     socket.set_reuse_address(true).map_err(bind_error)?;
     socket.bind(&addr.into()).map_err(bind_error)?;
