@@ -108,6 +108,7 @@ fn answer<S: Read + Write>(stream: &mut S, route: impl Fn(&str) -> Response) -> 
     let mut head = [0u8; MAX_HEAD];
     let mut len = 0;
     let deadline = std::time::Instant::now() + HEAD_DEADLINE;
+    let mut is_head = false;
     let response = loop {
         let n = stream.read(&mut head[len..])?;
         if n == 0 {
@@ -120,6 +121,7 @@ fn answer<S: Read + Write>(stream: &mut S, route: impl Fn(&str) -> Response) -> 
             Ok(httparse::Status::Complete(_)) => {
                 let path = request.path.unwrap_or("/");
                 let path = path.split('?').next().unwrap_or(path);
+                is_head = request.method == Some("HEAD");
                 break match request.method {
                     Some("GET") | Some("HEAD") => route(path),
                     _ => Response::text(405, "method not allowed\n"),
@@ -132,6 +134,9 @@ fn answer<S: Read + Write>(stream: &mut S, route: impl Fn(&str) -> Response) -> 
                 break Response::text(408, "request head took too long\n");
             }
             Ok(httparse::Status::Partial) => continue,
+            Err(httparse::Error::TooManyHeaders) => {
+                break Response::text(431, "too many request headers\n");
+            }
             Err(_) => break Response::text(400, "bad request\n"),
         }
     };
@@ -151,7 +156,10 @@ fn answer<S: Read + Write>(stream: &mut S, route: impl Fn(&str) -> Response) -> 
         response.body.len()
     );
     stream.write_all(header.as_bytes())?;
-    stream.write_all(&response.body)?;
+    if !is_head {
+        // HEAD gets the headers of the GET reply, Content-Length included, but no body.
+        stream.write_all(&response.body)?;
+    }
     stream.flush()
 }
 
@@ -200,6 +208,21 @@ mod tests {
         assert!(reply.ends_with("\r\n\r\nok\n"));
         assert!(ask("GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
         assert!(ask("GET /healthz?verbose=1 HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200"));
+    }
+
+    #[test]
+    fn head_gets_the_headers_without_the_body() {
+        let reply = ask("HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+        assert!(reply.contains("Content-Length: 3\r\n"), "{reply}");
+        assert!(reply.ends_with("\r\n\r\n"), "no body: {reply:?}");
+    }
+
+    #[test]
+    fn too_many_headers_is_431() {
+        let headers: String = (0..33).map(|i| format!("X-{i}: y\r\n")).collect();
+        let reply = ask(&format!("GET /healthz HTTP/1.1\r\n{headers}\r\n"));
+        assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
     }
 
     #[test]

@@ -119,20 +119,23 @@ impl fmt::Display for ProxyError {
                 f,
                 "malformed PROXY protocol header: v1 line longer than {V1_MAX_LEN} bytes"
             ),
+            // A socket timeout reads as "Resource temporarily unavailable"
+            // (EAGAIN): say what it means.
+            ProxyError::Io(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                write!(f, "timed out waiting for the PROXY protocol header")
+            }
             ProxyError::Io(e) => write!(f, "reading the PROXY protocol header: {e}"),
         }
     }
 }
 
-impl std::error::Error for ProxyError {
-    /// The I/O error, for [`ProxyError::Io`].
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ProxyError::Io(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+/// No `source()`: the I/O error is part of the message already.
+impl std::error::Error for ProxyError {}
 
 impl From<io::Error> for ProxyError {
     /// Wraps a read error as [`ProxyError::Io`].

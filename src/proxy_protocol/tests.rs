@@ -886,3 +886,17 @@ proptest! {
         );
     }
 }
+
+#[test]
+fn a_timeout_says_so() {
+    let e = ProxyError::Io(std::io::Error::from(std::io::ErrorKind::WouldBlock));
+    assert_eq!(
+        e.to_string(),
+        "timed out waiting for the PROXY protocol header"
+    );
+    let e = ProxyError::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+    assert!(
+        e.to_string()
+            .starts_with("reading the PROXY protocol header: ")
+    );
+}
