@@ -15,10 +15,16 @@ use cli::{Cli, Command};
 use syncnet::{Conn, Error, Server};
 
 fn main() -> ExitCode {
-    // No subcommand at all is `syncnet serve` with its defaults.
+    // No subcommand is `syncnet serve`: with no arguments at all, or with
+    // flags only (`syncnet --listen 0.0.0.0:7000`), except the global
+    // `--help`/`--version`.
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.len() == 1 {
-        args.push("serve".into());
+    let first = args.get(1).and_then(|a| a.to_str()).map(str::to_owned);
+    match first.as_deref() {
+        None => args.push("serve".into()),
+        Some("-h" | "--help" | "-V" | "--version") => {}
+        Some(flag) if flag.starts_with('-') => args.insert(1, "serve".into()),
+        Some(_) => {}
     }
     let cli = Cli::parse_from(args);
     let result = match cli.command {

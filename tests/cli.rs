@@ -84,6 +84,33 @@ fn an_admin_port_in_use_says_it_is_the_admin_endpoint_and_how_to_move_it() {
 }
 
 #[test]
+fn serve_flags_work_without_the_subcommand() {
+    // An invalid value, so the process exits at once: the flag was taken as serve's.
+    let mut cmd = command();
+    cmd.args(["--workers", "0"]);
+    let out = run(cmd, b"");
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert!(out.stderr.contains("--workers"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("unexpected argument"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_bad_value_in_the_config_file_names_the_line_and_the_key() {
+    let file = TempFile::new(".toml", "backlog = 16\nworkers = \"lots\"\n");
+    let out = serve_fails(&["--config", &file.path().to_string_lossy()]);
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert!(
+        out.stderr.contains("line 2") && out.stderr.contains("workers"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn a_missing_config_file_is_a_usage_error_naming_the_path() {
     let path = "/nonexistent/dir/x.toml";
     let out = serve_fails(&["--config", path]);

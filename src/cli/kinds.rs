@@ -122,11 +122,33 @@ macro_rules! kind {
 }
 pub(crate) use kind;
 
-/// Reads and parses a `--config` file; an error names the file and, for an
-/// unknown key, the key.
+/// Reads and parses a `--config` file; an error names the file, the line
+/// and, where the line has one, the key (`line 2, key workers: invalid
+/// type: string "lots", expected usize`).
 pub fn load_file<T: DeserializeOwned>(path: &Path) -> Result<T, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| file_error(path, e.to_string()))?;
-    toml::from_str(&text).map_err(|e| file_error(path, e.message().to_string()))
+    toml::from_str(&text).map_err(|e| {
+        let place = e.span().map(|span| place_of(&text, span.start));
+        let message = match place {
+            Some(place) => format!("{place}: {}", e.message()),
+            None => e.message().to_string(),
+        };
+        file_error(path, message)
+    })
+}
+
+/// `line N` of byte `offset` in `text`, with the key that line assigns
+/// (`line N, key K`) when it is a `key = value` line.
+fn place_of(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let line_number = text[..offset].matches('\n').count() + 1;
+    let line = text.lines().nth(line_number - 1).unwrap_or("");
+    match line.split_once('=') {
+        Some((key, _)) if !key.trim().is_empty() && !key.trim_start().starts_with('#') => {
+            format!("line {line_number}, key {}", key.trim())
+        }
+        _ => format!("line {line_number}"),
+    }
 }
 
 fn file_error(path: &Path, message: String) -> Error {
