@@ -155,6 +155,13 @@ macro_rules! settings_table {
             field conn_rate_per_ip: u32 = 0, builder generated,
             flag conn_rate_per_ip: Value<u32>, "N", "New connections per second from one source IP (burst N); 0 = no limit";
 
+            /// IPv6 clients share the per-IP limits (`max_conns_per_ip`,
+            /// `conn_rate_per_ip`) by this prefix length, since one client
+            /// usually holds a whole /64; 128 counts each address alone.
+            /// IPv4 clients are always counted per address. 1 to 128.
+            field per_ip_prefix_v6: u8 = 64, builder generated,
+            flag per_ip_prefix_v6: Value<u8>, "N", "IPv6 sources share the per-IP limits by this prefix length (IPv4: per address)";
+
             /// Per-connection cap on bytes read per second; 0 = no cap.
             field max_bytes_per_sec: u64 = 0, builder generated,
             flag max_bytes_per_sec: Value<u64>, "N", "Per-connection cap on bytes read per second; throttles, never closes; 0 = off";

@@ -34,6 +34,12 @@ impl ServerConfig {
                 ));
             }
         }
+        if !(1..=128).contains(&self.per_ip_prefix_v6) {
+            return Err(Error::config(
+                "per_ip_prefix_v6",
+                format!("must be 1 to 128, got {}", self.per_ip_prefix_v6),
+            ));
+        }
         if self.backlog == 0 {
             return Err(Error::config("backlog", "must be at least 1, got 0"));
         }

@@ -25,6 +25,8 @@ pub(super) struct Admission {
     access: AccessList,
     /// `--max-conns-per-ip` / `--conn-rate-per-ip`.
     per_ip: Arc<PerIpTable>,
+    /// `--per-ip-prefix-v6`: IPv6 clients are counted by this prefix.
+    prefix_v6: u8,
 }
 
 impl Admission {
@@ -35,6 +37,7 @@ impl Admission {
             trusted_proxies: config.trusted_proxies.clone(),
             access: AccessList::new(config.allow.clone(), config.deny.clone()),
             per_ip: PerIpTable::new(config.max_conns_per_ip, config.conn_rate_per_ip),
+            prefix_v6: config.per_ip_prefix_v6.min(128),
         }
     }
 
@@ -74,10 +77,23 @@ impl Admission {
         if self.per_ip.is_off() {
             return Ok(None);
         }
-        match self.per_ip.admit(ip, now) {
+        match self.per_ip.admit(per_ip_key(ip, self.prefix_v6), now) {
             Ok(ticket) => Ok(Some(ticket)),
             Err(Refusal::PerIpLimit) => Err(RejectReason::PerIpLimit),
             Err(Refusal::RateLimit) => Err(RejectReason::RateLimit),
+        }
+    }
+}
+
+/// The address the per-IP limits count `ip` under: IPv4 as it is, IPv6 with
+/// everything after the first `prefix` bits zeroed.
+fn per_ip_key(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits & mask))
         }
     }
 }
@@ -104,6 +120,55 @@ mod tests {
         assert_eq!(canonical_peer(mapped), "10.1.2.3:4000".parse().unwrap());
         let v6: SocketAddr = "[::1]:4000".parse().unwrap();
         assert_eq!(canonical_peer(v6), v6);
+    }
+
+    #[test]
+    fn ipv6_clients_share_the_per_ip_limit_by_prefix() {
+        let limited = |prefix| {
+            Admission::new(&ServerConfig {
+                max_conns_per_ip: 1,
+                per_ip_prefix_v6: prefix,
+                ..ServerConfig::default()
+            })
+        };
+        let now = Instant::now();
+        let by_64 = limited(64);
+        let first = by_64
+            .on_accept("2001:db8::1".parse().unwrap(), now)
+            .unwrap();
+        assert_eq!(
+            by_64
+                .on_accept("2001:db8::2".parse().unwrap(), now)
+                .unwrap_err(),
+            RejectReason::PerIpLimit,
+            "the same /64 is one client"
+        );
+        let other_64 = by_64.on_accept("2001:db8:0:1::1".parse().unwrap(), now);
+        assert!(other_64.is_ok(), "another /64 is another client");
+        assert!(by_64.on_accept("10.0.0.1".parse().unwrap(), now).is_ok());
+        assert!(
+            by_64.on_accept("10.0.0.2".parse().unwrap(), now).is_ok(),
+            "IPv4 per address"
+        );
+        drop(first);
+        assert!(
+            by_64.on_accept("2001:db8::2".parse().unwrap(), now).is_ok(),
+            "released"
+        );
+
+        let by_128 = limited(128);
+        let _a = by_128
+            .on_accept("2001:db8::1".parse().unwrap(), now)
+            .unwrap();
+        assert!(
+            by_128
+                .on_accept("2001:db8::2".parse().unwrap(), now)
+                .is_ok()
+        );
+        assert_eq!(
+            per_ip_key("2001:db8::1".parse().unwrap(), 1),
+            "::".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]
