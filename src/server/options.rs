@@ -8,7 +8,8 @@ use socket2::{SockRef, TcpKeepalive};
 use crate::config::ServerConfig;
 
 /// Sets the per-connection socket options: `TCP_NODELAY`, the idle and write
-/// timeouts (`SO_RCVTIMEO`/`SO_SNDTIMEO`) and TCP keepalive.
+/// timeouts (`SO_RCVTIMEO`/`SO_SNDTIMEO`), the buffer sizes when given
+/// (`SO_RCVBUF`/`SO_SNDBUF`) and TCP keepalive.
 ///
 /// On Linux an accepted socket inherits all of these from its listener, so
 /// they are set once on the listener ([`Server::from_listener`](super::Server::from_listener))
@@ -20,6 +21,13 @@ pub(super) fn set_connection_options(socket: SockRef<'_>, config: &ServerConfig)
     socket.set_tcp_nodelay(config.nodelay)?;
     socket.set_read_timeout(timeout(config.idle_timeout))?;
     socket.set_write_timeout(timeout(config.write_timeout))?;
+    // Set only when asked: setting them at all turns off the kernel's autotuning.
+    if config.recv_buffer > 0 {
+        socket.set_recv_buffer_size(config.recv_buffer as usize)?;
+    }
+    if config.send_buffer > 0 {
+        socket.set_send_buffer_size(config.send_buffer as usize)?;
+    }
     if config.keepalive.is_zero() {
         socket.set_keepalive(false)
     } else {
@@ -42,6 +50,8 @@ mod tests {
             write_timeout: Duration::from_millis(2500),
             keepalive: Duration::from_secs(42),
             nodelay: true,
+            recv_buffer: 32 * 1024,
+            send_buffer: 48 * 1024,
             ..ServerConfig::default()
         };
         let listener = super::super::builder::bind("127.0.0.1:0", "listen", 8).unwrap();
@@ -61,6 +71,9 @@ mod tests {
             Some(Duration::from_millis(2500))
         );
         let socket = SockRef::from(&accepted);
+        // Linux doubles the value asked for (room for its bookkeeping).
+        assert_eq!(socket.recv_buffer_size().unwrap(), 2 * 32 * 1024);
+        assert_eq!(socket.send_buffer_size().unwrap(), 2 * 48 * 1024);
         assert!(socket.keepalive().unwrap());
         assert_eq!(
             socket.tcp_keepalive_time().unwrap(),
