@@ -31,7 +31,16 @@ pub(super) fn set_connection_options(socket: SockRef<'_>, config: &ServerConfig)
     if config.keepalive.is_zero() {
         socket.set_keepalive(false)
     } else {
-        socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(config.keepalive))
+        // Probes every third of the idle time (at least 1 s), three of them:
+        // a peer that vanished without a FIN or RST is reaped within about
+        // twice `keepalive`, not the kernel's default 75 s × 9 probes.
+        let interval = (config.keepalive / 3).max(Duration::from_secs(1));
+        socket.set_tcp_keepalive(
+            &TcpKeepalive::new()
+                .with_time(config.keepalive)
+                .with_interval(interval)
+                .with_retries(3),
+        )
     }
 }
 
@@ -79,5 +88,10 @@ mod tests {
             socket.tcp_keepalive_time().unwrap(),
             Duration::from_secs(42)
         );
+        assert_eq!(
+            socket.tcp_keepalive_interval().unwrap(),
+            Duration::from_secs(14)
+        );
+        assert_eq!(socket.tcp_keepalive_retries().unwrap(), 3);
     }
 }
