@@ -10,17 +10,30 @@
 //! bottom — and syncnet runs it for every connection:
 //!
 //! ```no_run
-//! use syncnet::{Conn, Server};
+//! use std::process::ExitCode;
+//! use syncnet::{Conn, LogFormat, Server};
 //!
-//! fn main() -> Result<(), syncnet::Error> {
-//!     Server::builder()
+//! fn main() -> ExitCode {
+//!     // Start-up, one line per connection, shutdown: text on a terminal, JSON otherwise.
+//!     syncnet::init_logging(LogFormat::Auto);
+//!     let served = Server::builder()
 //!         .listen("127.0.0.1:3000")
 //!         .workers(64)
-//!         .build()?
-//!         .run(|conn: &mut Conn| -> std::io::Result<()> {
-//!             // plain blocking code: read, handle, write
-//!             syncnet::echo(conn)
-//!         })
+//!         .build()
+//!         .and_then(|server| {
+//!             server.run(|conn: &mut Conn| -> std::io::Result<()> {
+//!                 // plain blocking code: read, handle, write
+//!                 syncnet::echo(conn)
+//!             })
+//!         });
+//!     match served {
+//!         Ok(()) => ExitCode::SUCCESS,
+//!         Err(e) => {
+//!             // Display, not Debug: "cannot listen on 127.0.0.1:3000: address already in use"
+//!             eprintln!("error: {e}");
+//!             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+//!         }
+//!     }
 //! }
 //! ```
 //!
