@@ -37,7 +37,10 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let message = cli::error_message(&e);
-            if log::log_enabled!(log::Level::Error) {
+            // A configuration error (exit 2) is one plain line whatever the
+            // log format, like clap's usage errors; a runtime failure goes
+            // through the log when it is set up.
+            if e.exit_code() != 2 && log::log_enabled!(log::Level::Error) {
                 log::error!(target: "syncnet", exit_code = e.exit_code(); "{message}");
             } else {
                 eprintln!("syncnet: error: {message}");

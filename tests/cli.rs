@@ -25,9 +25,12 @@ fn a_workers_value_that_is_not_a_number_is_a_usage_error_naming_the_flag() {
 
 #[test]
 fn zero_workers_is_a_usage_error_naming_the_flag() {
-    let out = serve_fails(&["--workers", "0"]);
+    let out = serve_fails(&["--workers", "0"]); // with --log-format json
     assert_eq!(out.code(), 2, "{out:?}");
     assert!(out.stderr.contains("--workers"), "{}", out.stderr);
+    // One plain line, whatever the log format: not a JSON log line.
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.starts_with("syncnet: error: "), "{}", out.stderr);
 }
 
 #[test]
