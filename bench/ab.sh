@@ -15,6 +15,10 @@
 # Knobs: PAIRS=7 CONNS=16 DUR=5 WARMUP=1 SERVER_CPU=0 LOAD_CPU=1
 #        LOAD=path/to/echo-load (default: built from ../shared/tools)
 set -euo pipefail
+if [ $# -lt 2 ]; then
+  echo 'usage: bench/ab.sh "<server A command with {port}>" "<server B command with {port}>"' >&2
+  exit 2
+fi
 A_CMD=$1
 B_CMD=$2
 PAIRS=${PAIRS:-7}
@@ -26,6 +30,11 @@ LOAD_CPU=${LOAD_CPU:-1}
 SCRAPE_B=${SCRAPE_B:-0}
 HERE=$(cd "$(dirname "$0")" && pwd)
 if [ -z "${LOAD:-}" ]; then
+  if [ ! -d "$HERE/../../shared/tools/echo-load" ]; then
+    echo "bench/ab.sh needs the echo-load load generator: set LOAD=path/to/echo-load," >&2
+    echo "or have the comparison tools at $HERE/../../shared/tools (see BENCHMARKS.md)." >&2
+    exit 2
+  fi
   work=$(mktemp -d)
   cp -r "$HERE/../../shared/tools" "$work/"
   cargo build --release -q --manifest-path "$work/tools/echo-load/Cargo.toml"

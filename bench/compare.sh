@@ -11,6 +11,11 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
+if [ ! -d "$ROOT/../shared/anchors" ]; then
+  echo "bench/compare.sh needs the comparison servers and tools in $ROOT/../shared" >&2
+  echo "(anchors/ and tools/; see BENCHMARKS.md): they are not part of this repository." >&2
+  exit 2
+fi
 SHARED=$(cd "$ROOT/../shared" && pwd)
 work=$(mktemp -d -t syncnet-compare.XXXXXX)
 cp -r "$SHARED/anchors" "$SHARED/tools" "$work/"

@@ -30,6 +30,10 @@
 #        LOAD=path/to/syncnet (the load generator, `syncnet bench`; default BIN_A)
 #        SERVE_ARGS="--admin off --workers 12000 --queue 0 --log-format json"
 set -euo pipefail
+if [ $# -lt 1 ]; then
+  echo "usage: bench/hold-warm.sh BIN_A [BIN_B]   (e.g. target/release/syncnet)" >&2
+  exit 2
+fi
 A_BIN=$1
 B_BIN=${2:-}
 N=${N:-10000}
