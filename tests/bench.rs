@@ -284,6 +284,11 @@ fn failed_connects_are_counted_not_fatal() {
     assert_eq!(report.connect_errors, 3, "{report}");
     assert_eq!(report.requests, 0);
     assert_eq!(report.exit_code(), 1);
+    let text = report.to_string();
+    assert!(
+        text.contains("first connect error:") && text.to_lowercase().contains("refused"),
+        "the summary says why: {text}"
+    );
 }
 
 #[test]

@@ -106,9 +106,7 @@ pub(super) fn open_all(
                                 mine.push((index, stream));
                             }
                         }
-                        Err(_) => {
-                            stats.connect_errors.fetch_add(1, Ordering::Relaxed);
-                        }
+                        Err(e) => stats.connect_error(&e),
                     }
                     tried.fetch_add(1, Ordering::Relaxed);
                 }

@@ -137,11 +137,7 @@ pub(super) fn run_tls(
             Ok(client) => clients.push((index, client)),
             // Unusable TLS files are the user's mistake, not the server's.
             Err(e @ (Error::Tls { .. } | Error::Config { .. })) => return Err(e),
-            Err(_) => {
-                stats
-                    .connect_errors
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
+            Err(e) => stats.connect_error(&e),
         }
     }
     start_together(opts, clients, stats, progress, |(index, client), window| {

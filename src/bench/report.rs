@@ -55,6 +55,9 @@ pub struct BenchReport {
     /// Seconds of the measured window (hold mode: of the hold).
     #[serde(skip)]
     window_secs: f64,
+    /// Why the first failed connection failed (shown in the text report).
+    #[serde(skip)]
+    first_connect_error: Option<String>,
 }
 
 fn round_to(value: f64, decimals: i32) -> f64 {
@@ -112,6 +115,7 @@ impl BenchReport {
             established: None,
             establish_secs: None,
             window_secs,
+            first_connect_error: stats.first_connect_error(),
         }
     }
 
@@ -181,6 +185,10 @@ impl fmt::Display for BenchReport {
             f,
             "  errors       {} (connect errors {})",
             self.errors, self.connect_errors
-        )
+        )?;
+        if let Some(first) = &self.first_connect_error {
+            write!(f, "\n  first connect error: {first}")?;
+        }
+        Ok(())
     }
 }

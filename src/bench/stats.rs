@@ -20,6 +20,8 @@ pub(crate) struct Stats {
     pub(super) bytes_measured: AtomicU64,
     pub(super) errors: AtomicU64,
     pub(super) connect_errors: AtomicU64,
+    /// The first connect error's message, so a run against a dead port says why.
+    first_connect_error: Mutex<Option<String>>,
 }
 
 impl Stats {
@@ -31,7 +33,28 @@ impl Stats {
             bytes_measured: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             connect_errors: AtomicU64::new(0),
+            first_connect_error: Mutex::new(None),
         }
+    }
+
+    /// Counts a failed connection; the first one's `why` is kept.
+    pub(super) fn connect_error(&self, why: &dyn std::fmt::Display) {
+        self.connect_errors.fetch_add(1, Ordering::Relaxed);
+        let mut first = self
+            .first_connect_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if first.is_none() {
+            *first = Some(why.to_string());
+        }
+    }
+
+    /// The first connect error's message, if any connection failed.
+    pub(super) fn first_connect_error(&self) -> Option<String> {
+        self.first_connect_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub(super) fn error(&self) {
