@@ -46,7 +46,10 @@ impl Haproxy {
     /// The test binds the front socket (127.0.0.1, a port the kernel picks)
     /// and HAProxy inherits it (`bind fd@N`): no port is released and
     /// picked up again, so nothing else can take it in between.
-    fn start(exe: PathBuf, backend: SocketAddr) -> Haproxy {
+    /// Its health checks go to the admin endpoint (`/readyz` on `admin`),
+    /// as the README's "Behind a load balancer" advises: they never touch
+    /// the service port.
+    fn start(exe: PathBuf, backend: SocketAddr, admin: SocketAddr) -> Haproxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the front socket");
         let front = listener.local_addr().expect("front address");
         // Inherited across exec. The only test of this file is the only
@@ -61,7 +64,9 @@ impl Haproxy {
                 "global\n    maxconn 256\n    nbthread 1\n\
                  defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
                  frontend fe\n    bind fd@{fd}\n    default_backend be\n\
-                 backend be\n    server syncnet {backend} send-proxy-v2\n"
+                 backend be\n    option httpchk GET /readyz\n\
+                     server syncnet {backend} send-proxy-v2 check port {admin_port} inter 500ms\n",
+                admin_port = admin.port()
             ),
         );
         let spawned = Command::new(exe)
@@ -121,7 +126,8 @@ fn behind_haproxy_the_relayed_client_is_logged_and_limited() {
         "--max-conns-per-ip",
         "1",
     ]);
-    let haproxy = Haproxy::start(exe, server.listen);
+    let admin = server.admin.expect("the admin endpoint is on");
+    let haproxy = Haproxy::start(exe, server.listen, admin);
 
     let mut first = connect_from(Ipv4Addr::new(127, 0, 0, 2), haproxy.front);
     assert_eq!(echo_once(&mut first, b"hello\n"), b"hello\n");
