@@ -3,9 +3,10 @@
 //! use it.
 //!
 //! `forward` reaches its upstream only through the [`Upstream`] trait: one
-//! request frame out, one reply frame back. [`ConnectPerCall`] opens a new
-//! connection for every call; a connection pool implements the same trait
-//! and replaces it in `main.rs` without touching the methods.
+//! request frame out, one reply frame back. [`Pooled`] borrows a connection
+//! from a [`ClientPool`] for each call and gives it back (what `rpc serve
+//! --forward` uses); [`ConnectPerCall`] opens a new connection for every
+//! call (kept for comparison: `bench/rpc.sh` measures both).
 
 use std::borrow::Cow;
 use std::io::{self, Read, Write};
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use syncnet::Client;
+use syncnet::{Client, ClientPool};
 
 use crate::protocol::{MAX_FRAME, present, write_json};
 
@@ -28,6 +29,45 @@ pub trait Upstream: Send + Sync + 'static {
     /// The upstream cannot be reached, closes the connection, sends a
     /// frame over 1 MiB, or does not answer before `deadline`.
     fn round_trip(&self, request: &[u8], reply: &mut Vec<u8>, deadline: Instant) -> io::Result<()>;
+}
+
+/// An [`Upstream`] over a [`ClientPool`]: each call borrows a connection to
+/// the upstream (an idle one, checked first; or a new one), runs
+/// [`exchange`] on it and gives it back for the next call. A connection
+/// that failed mid-call is closed, never reused: it may still hold part of
+/// a reply. The call is not retried on another connection (the upstream
+/// method may not be idempotent): the caller gets `-32001`.
+///
+/// The connect and the write are bounded by the pool's connect and write
+/// timeouts; the reads by `deadline` (`exchange` sets the connection's read
+/// timeout for each call, so the value it is left with does not matter).
+#[derive(Debug, Clone)]
+pub struct Pooled {
+    pool: ClientPool,
+    addr: String,
+}
+
+impl Pooled {
+    /// Calls go to `addr` (as [`ClientPool::get`] takes it) through `pool`.
+    pub fn new(pool: ClientPool, addr: impl Into<String>) -> Pooled {
+        Pooled {
+            pool,
+            addr: addr.into(),
+        }
+    }
+}
+
+impl Upstream for Pooled {
+    fn round_trip(&self, request: &[u8], reply: &mut Vec<u8>, deadline: Instant) -> io::Result<()> {
+        let mut lease = self.pool.get(&self.addr).map_err(io::Error::other)?;
+        // `exchange` does its I/O on the `Client` inside the lease, so the
+        // lease does not see a failure by itself: discard it by hand.
+        let done = exchange(&mut lease, request, reply, deadline);
+        if done.is_err() {
+            lease.discard();
+        }
+        done
+    }
 }
 
 /// An [`Upstream`] that opens a new connection for every call (connect
