@@ -737,6 +737,39 @@ fn pooled_forward_closes_a_connection_that_failed_mid_call() {
     upstream.shutdown();
 }
 
+#[test]
+fn pooled_forward_refuses_a_second_reply_and_closes_that_connection() {
+    // Answers each request twice, in one write.
+    let twice = |conn: &mut syncnet::Conn| -> io::Result<()> {
+        let mut header = [0u8; 4];
+        while conn.read_exact(&mut header).is_ok() {
+            let mut request = vec![0u8; u32::from_be_bytes(header) as usize];
+            conn.read_exact(&mut request)?;
+            let value: serde_json::Value = serde_json::from_slice(&request).unwrap();
+            let reply =
+                frame(format!(r#"{{"jsonrpc":"2.0","id":{},"result":1}}"#, value["id"]).as_bytes());
+            conn.write_all(&[reply.clone(), reply].concat())?;
+        }
+        Ok(())
+    };
+    let upstream = spawn_with(builder(), twice);
+    let pool = ClientPool::builder().build().unwrap();
+    let front = pooled_front(upstream.local_addr(), &pool);
+    let mut rpc = Rpc::connect(front.local_addr());
+    assert_eq!(
+        rpc.call(&forward(1, "echo", "1")),
+        r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32001,"message":"upstream failure: the server sent more than one reply frame"}}"#
+    );
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.created, stats.idle, stats.in_use),
+        (1, 0, 0),
+        "closed"
+    );
+    front.shutdown();
+    upstream.shutdown();
+}
+
 /// An [`Upstream`] that answers from a function of the request, and keeps
 /// the requests it was sent.
 struct Fake {

@@ -92,13 +92,20 @@ impl Upstream for ConnectPerCall {
     }
 }
 
+/// The first read of a reply asks for this many bytes: the length prefix
+/// and, for most replies, the whole payload, in one `recv`.
+const FIRST_READ: usize = 1024;
+
 /// One round trip on an open connection: writes the `request` frame, then
-/// reads exactly one reply frame's payload into `reply`, each read bounded
-/// by the time left before `deadline`. Reads no byte past the reply, so the
+/// reads exactly one reply frame's payload into `reply`, bounded by the
+/// time left before `deadline` (the read timeout is set once; a reply that
+/// needs more than one read sets it again for the rest). A server that
+/// sent more than the reply frame is an error, so after `Ok` the
 /// connection can serve the next call (a pool can reuse it).
 ///
 /// # Errors
-/// As [`Upstream::round_trip`].
+/// As [`Upstream::round_trip`]; `InvalidData` when the server sent bytes
+/// after the reply frame.
 pub fn exchange(
     client: &mut Client,
     request: &[u8],
@@ -109,24 +116,45 @@ pub fn exchange(
         .write_all(request)
         .map_err(named("sending the request"))?;
     client.flush().map_err(named("sending the request"))?;
-    let mut header = [0u8; 4];
     client.set_read_timeout(Some(time_until(deadline)?))?;
-    client
-        .read_exact(&mut header)
-        .map_err(named("reading the reply"))?;
-    let len = usize::try_from(u32::from_be_bytes(header)).unwrap_or(usize::MAX);
+    reply.clear();
+    reply.resize(FIRST_READ, 0);
+    let mut got = 0;
+    while got < 4 {
+        match client.read(&mut reply[got..]) {
+            Ok(0) => {
+                return Err(named("reading the reply")(
+                    io::ErrorKind::UnexpectedEof.into(),
+                ));
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(named("reading the reply")(e)),
+        }
+    }
+    let prefix = [reply[0], reply[1], reply[2], reply[3]];
+    let len = usize::try_from(u32::from_be_bytes(prefix)).unwrap_or(usize::MAX);
     if len > MAX_FRAME {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("the reply frame is {len} bytes, over the {MAX_FRAME}-byte limit"),
         ));
     }
-    reply.clear();
-    reply.resize(len, 0);
-    client.set_read_timeout(Some(time_until(deadline)?))?;
-    client
-        .read_exact(reply)
-        .map_err(named("reading the reply"))?;
+    let end = 4 + len;
+    if got > end {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the server sent more than one reply frame",
+        ));
+    }
+    reply.resize(end, 0);
+    if got < end {
+        client.set_read_timeout(Some(time_until(deadline)?))?;
+        client
+            .read_exact(&mut reply[got..])
+            .map_err(named("reading the reply"))?;
+    }
+    reply.drain(..4);
     Ok(())
 }
 
