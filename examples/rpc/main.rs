@@ -16,7 +16,8 @@
 //! most 1 MiB): the default wire format of tokio-util's
 //! `LengthDelimitedCodec`. Methods: `echo` (the params back), `add` (sum of
 //! an array of numbers), `sleep` (`[ms]`, at most 10 000) and `forward`
-//! (`{"method":M,"params":P}`: calls `M` on the `--forward` server).
+//! (`{"method":M,"params":P}`: calls `M` on the `--forward` server, over
+//! connections kept in a `syncnet::ClientPool`).
 //!
 //! | file | what it holds |
 //! | --- | --- |
