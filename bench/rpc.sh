@@ -25,6 +25,7 @@
 #        LOAD=path/to/echo-load   TOKIO_RPC=path/to/tokio-rpc   TOKIO_ECHO=path/to/tokio-echo
 #        (default: built from a copy of ../shared in a temporary directory)
 #        ONLY="rpc tokio-rpc ..." to run a subset; OUT=file for the raw lines.
+# With the project alone (no ../shared): ONLY="fwd-pool fwd-percall".
 set -euo pipefail
 ROUNDS=${ROUNDS:-5}
 CONNS=${CONNS:-16}
@@ -36,8 +37,9 @@ LOAD_CPU=${LOAD_CPU:-1}
 ONLY=${ONLY:-"rpc tokio-rpc echo tokio-echo fwd-pool fwd-percall"}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-work=$(mktemp -d)
-OUT=${OUT:-$work/results.jsonl}
+work=$(mktemp -d) # builds; removed at exit
+trap 'rm -rf "$work"' EXIT
+OUT=${OUT:-$(mktemp "${TMPDIR:-/tmp}/rpc-bench.XXXXXX.jsonl")}
 
 echo "== building (release): syncnet, examples/rpc, bench/rpc_load.rs" >&2
 cargo build --release -q --manifest-path "$ROOT/Cargo.toml" --bin syncnet --example rpc
@@ -45,18 +47,21 @@ SYNCNET=$ROOT/target/release/syncnet
 RPC=$ROOT/target/release/examples/rpc
 rustc -O --edition 2021 -o "$work/rpc_load" "$HERE/rpc_load.rs"
 RPC_LOAD=$work/rpc_load
-if [ -z "${LOAD:-}" ] || [ -z "${TOKIO_RPC:-}" ] || [ -z "${TOKIO_ECHO:-}" ]; then
-  echo "== building echo-load and the tokio anchors from a copy of ../shared" >&2
-  cp -r "$ROOT/../shared/tools" "$ROOT/../shared/anchors" "$work/"
-  if [ -z "${LOAD:-}" ]; then
-    cargo build --release -q --manifest-path "$work/tools/echo-load/Cargo.toml"
-    LOAD=$work/tools/echo-load/target/release/echo-load
-  fi
-  if [ -z "${TOKIO_RPC:-}" ] || [ -z "${TOKIO_ECHO:-}" ]; then
-    cargo build --release -q --manifest-path "$work/anchors/Cargo.toml" -p tokio-rpc -p tokio-echo
-    TOKIO_RPC=${TOKIO_RPC:-$work/anchors/target/release/tokio-rpc}
-    TOKIO_ECHO=${TOKIO_ECHO:-$work/anchors/target/release/tokio-echo}
-  fi
+# echo-load and the tokio anchors, from a copy of ../shared, only when a
+# selected run needs them (the forward runs need neither).
+need() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
+if [ -z "${LOAD:-}" ] && { need rpc || need tokio-rpc || need echo || need tokio-echo; }; then
+  echo "== building echo-load from a copy of ../shared/tools" >&2
+  cp -r "$ROOT/../shared/tools" "$work/"
+  cargo build --release -q --manifest-path "$work/tools/echo-load/Cargo.toml"
+  LOAD=$work/tools/echo-load/target/release/echo-load
+fi
+if { [ -z "${TOKIO_RPC:-}" ] && need tokio-rpc; } || { [ -z "${TOKIO_ECHO:-}" ] && need tokio-echo; }; then
+  echo "== building tokio-rpc and tokio-echo from a copy of ../shared/anchors" >&2
+  cp -r "$ROOT/../shared/anchors" "$work/"
+  cargo build --release -q --manifest-path "$work/anchors/Cargo.toml" -p tokio-rpc -p tokio-echo
+  TOKIO_RPC=${TOKIO_RPC:-$work/anchors/target/release/tokio-rpc}
+  TOKIO_ECHO=${TOKIO_ECHO:-$work/anchors/target/release/tokio-echo}
 fi
 ulimit -n "$(ulimit -Hn)"
 
