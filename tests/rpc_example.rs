@@ -345,6 +345,19 @@ fn forward(id: u64, method: &str, params: &str) -> String {
     )
 }
 
+/// A `forward` call (id `id`) answered `-32001 upstream failure: ...`
+/// within 2 s.
+fn expect_upstream_failure_within_2_s(rpc: &mut Rpc, id: u64) {
+    let started = Instant::now();
+    let reply = rpc.call(&forward(id, "echo", "1"));
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    let head = format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32001,"message":"upstream failure: "#
+    );
+    assert!(reply.starts_with(&head), "{reply}");
+}
+
 /// The example's protocol served in-process.
 fn serve(service: FramedService<JsonRpc>) -> ServerHandle {
     spawn_with(builder(), service)
@@ -555,19 +568,7 @@ fn forward_calls_the_upstream_and_passes_its_errors_on() {
 
     // The upstream goes away: -32001 at once (connection refused).
     upstream.shutdown();
-    let started = Instant::now();
-    let reply = rpc.call(&forward(8, "echo", "1"));
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
-    assert!(
-        reply.starts_with(
-            r#"{"jsonrpc":"2.0","id":8,"error":{"code":-32001,"message":"upstream failure: "#
-        ),
-        "{reply}"
-    );
+    expect_upstream_failure_within_2_s(&mut rpc, 8);
     front.shutdown();
 }
 
@@ -675,19 +676,7 @@ fn pooled_forward_reuses_one_connection_and_survives_an_upstream_restart() {
 
     // Gone for good: -32001, at once.
     restarted.shutdown();
-    let started = Instant::now();
-    let reply = rpc.call(&forward(1002, "echo", "1"));
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
-    assert!(
-        reply.starts_with(
-            r#"{"jsonrpc":"2.0","id":1002,"error":{"code":-32001,"message":"upstream failure: "#
-        ),
-        "{reply}"
-    );
+    expect_upstream_failure_within_2_s(&mut rpc, 1002);
     assert_eq!(pool.stats().in_use, 0, "no connection left lent out");
     front.shutdown();
 }
@@ -1025,19 +1014,7 @@ fn forward_between_two_processes_and_minus_32001_once_the_upstream_is_gone() {
     );
 
     drop(upstream); // killed and reaped
-    let started = Instant::now();
-    let reply = rpc.call(&forward(3, "echo", "1"));
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        started.elapsed()
-    );
-    assert!(
-        reply.starts_with(
-            r#"{"jsonrpc":"2.0","id":3,"error":{"code":-32001,"message":"upstream failure: "#
-        ),
-        "{reply}"
-    );
+    expect_upstream_failure_within_2_s(&mut rpc, 3);
 }
 
 #[test]
