@@ -6,7 +6,7 @@
 mod support;
 
 use std::io::{self, BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
@@ -16,7 +16,7 @@ use support::*;
 use syncnet::frame::{self, LengthPrefixed, Lines};
 use syncnet::service::{Answer, FramedService, Protocol, RequestContext};
 use syncnet::{
-    Call, ClientPool, ClientTls, Conn, Error, RequestErrorKind, Server, ServerHandle, TlsSettings,
+    Call, ClientPool, ClientTls, Conn, Error, RequestErrorKind, ServerHandle, TlsSettings,
 };
 
 const ACCEPTED: &str = "syncnet_connections_accepted_total";
@@ -101,23 +101,6 @@ fn eight_threads_share_at_most_max_total_connections() {
     assert_eq!(stats.created + stats.reused, 8 * 50);
     assert_eq!(stats.in_use, 0);
     server.shutdown();
-}
-
-/// Starts a server on `addr` (a port a stopped server just released),
-/// retrying while the port is still taken.
-fn spawn_on(addr: SocketAddr, handler: impl syncnet::Handler) -> ServerHandle {
-    for _ in 0..100 {
-        let bound = Server::builder()
-            .listen(addr.to_string())
-            .admin(Some("127.0.0.1:0"))
-            .build();
-        match bound {
-            Ok(server) => return server.spawn(handler).expect("server starts"),
-            Err(Error::Bind { .. }) => thread::sleep(Duration::from_millis(50)),
-            Err(e) => panic!("cannot build a server on {addr}: {e}"),
-        }
-    }
-    panic!("{addr} stayed in use");
 }
 
 #[test]

@@ -36,9 +36,10 @@ use std::time::{Duration, Instant};
 use binary::{Binary, Finished};
 use protocol::{JsonRpc, MAX_FRAME};
 use support::*;
+use syncnet::ClientPool;
 use syncnet::ServerHandle;
 use syncnet::service::FramedService;
-use upstream::{ConnectPerCall, Upstream};
+use upstream::{ConnectPerCall, Pooled, Upstream};
 
 /// What a full server writes before closing: this exact frame.
 const REFUSAL: &[u8] =
@@ -344,6 +345,19 @@ fn forward(id: u64, method: &str, params: &str) -> String {
     )
 }
 
+/// A `forward` call (id `id`) answered `-32001 upstream failure: ...`
+/// within 2 s.
+fn expect_upstream_failure_within_2_s(rpc: &mut Rpc, id: u64) {
+    let started = Instant::now();
+    let reply = rpc.call(&forward(id, "echo", "1"));
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    let head = format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32001,"message":"upstream failure: "#
+    );
+    assert!(reply.starts_with(&head), "{reply}");
+}
+
 /// The example's protocol served in-process.
 fn serve(service: FramedService<JsonRpc>) -> ServerHandle {
     spawn_with(builder(), service)
@@ -554,19 +568,7 @@ fn forward_calls_the_upstream_and_passes_its_errors_on() {
 
     // The upstream goes away: -32001 at once (connection refused).
     upstream.shutdown();
-    let started = Instant::now();
-    let reply = rpc.call(&forward(8, "echo", "1"));
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
-    assert!(
-        reply.starts_with(
-            r#"{"jsonrpc":"2.0","id":8,"error":{"code":-32001,"message":"upstream failure: "#
-        ),
-        "{reply}"
-    );
+    expect_upstream_failure_within_2_s(&mut rpc, 8);
     front.shutdown();
 }
 
@@ -574,22 +576,42 @@ fn forward_calls_the_upstream_and_passes_its_errors_on() {
 fn forward_gives_up_on_a_silent_upstream_after_2_s() {
     // Connections to it complete (the kernel's backlog) but nobody answers.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
-    let front = serve(FramedService::new(JsonRpc::forward_to(
-        ConnectPerCall::new(silent.local_addr().unwrap()),
-    )));
-    let mut rpc = Rpc::connect(front.local_addr());
-    let started = Instant::now();
-    let reply = rpc.call(&forward(1, "echo", "1"));
-    let took = started.elapsed();
-    assert_eq!(
-        reply,
-        r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32001,"message":"upstream failure: no reply before the deadline"}}"#
-    );
-    assert!(
-        took >= Duration::from_millis(1900) && took < Duration::from_millis(3500),
-        "gave up after {took:?}"
-    );
-    front.shutdown();
+    let addr = silent.local_addr().unwrap();
+    let pool = ClientPool::builder().build().unwrap();
+    let fronts = [
+        serve(FramedService::new(JsonRpc::forward_to(
+            ConnectPerCall::new(addr),
+        ))),
+        pooled_front(addr, &pool),
+    ];
+    // Both at once: each waits 2 s.
+    let calls: Vec<_> = fronts
+        .iter()
+        .map(|front| {
+            let mut rpc = Rpc::connect(front.local_addr());
+            thread::spawn(move || {
+                let started = Instant::now();
+                (rpc.call(&forward(1, "echo", "1")), started.elapsed())
+            })
+        })
+        .collect();
+    for (call, upstream) in calls.into_iter().zip(["connect per call", "pooled"]) {
+        let (reply, took) = call.join().unwrap();
+        assert_eq!(
+            reply,
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32001,"message":"upstream failure: no reply before the deadline"}}"#,
+            "{upstream}"
+        );
+        assert!(
+            took >= Duration::from_millis(1900) && took < Duration::from_millis(3500),
+            "{upstream}: gave up after {took:?}"
+        );
+    }
+    assert_eq!(pool.stats().created, 1);
+    assert_eq!(pool.stats().idle, 0, "the timed-out connection was closed");
+    for front in fronts {
+        front.shutdown();
+    }
 }
 
 #[test]
@@ -610,6 +632,131 @@ fn forward_waits_only_the_time_left_before_the_deadline() {
         started.elapsed()
     );
     front.shutdown();
+}
+
+/// `forward` over a pool of connections to `upstream`, as `rpc serve
+/// --forward` has it.
+fn pooled_front(upstream: SocketAddr, pool: &ClientPool) -> ServerHandle {
+    let pooled = Pooled::new(pool.clone(), upstream.to_string());
+    serve(FramedService::new(JsonRpc::forward_to(pooled)))
+}
+
+#[test]
+fn pooled_forward_reuses_one_connection_and_survives_an_upstream_restart() {
+    let upstream = plain();
+    let addr = upstream.local_addr();
+    let pool = ClientPool::builder().build().unwrap();
+    let front = pooled_front(addr, &pool);
+    let mut rpc = Rpc::connect(front.local_addr());
+    for id in 1..=1000 {
+        assert_eq!(
+            rpc.call(&forward(id, "add", &format!("[{id},1]"))),
+            result(id, &(id + 1).to_string())
+        );
+    }
+    assert_eq!(
+        metric(&metrics(&upstream), "syncnet_connections_accepted_total"),
+        1.0,
+        "1000 sequential calls, one upstream connection"
+    );
+    let stats = pool.stats();
+    assert_eq!((stats.created, stats.reused, stats.idle), (1, 999, 1));
+
+    // The upstream restarts on the same port: the pooled connection it
+    // closed is found closed before the next call and replaced.
+    upstream.shutdown();
+    let restarted = spawn_on(addr, FramedService::new(JsonRpc::new()));
+    assert_eq!(rpc.call(&forward(1001, "echo", "[1]")), result(1001, "[1]"));
+    let stats = pool.stats();
+    assert_eq!((stats.created, stats.replaced), (2, 1));
+    assert_eq!(
+        metric(&metrics(&restarted), "syncnet_connections_accepted_total"),
+        1.0
+    );
+
+    // Gone for good: -32001, at once.
+    restarted.shutdown();
+    expect_upstream_failure_within_2_s(&mut rpc, 1002);
+    assert_eq!(pool.stats().in_use, 0, "no connection left lent out");
+    front.shutdown();
+}
+
+#[test]
+fn pooled_forward_closes_a_connection_that_failed_mid_call() {
+    // The upstream answers its first request, then reads the second and
+    // says nothing: that call times out, and its connection, which may
+    // still get the late reply, must not serve the next call.
+    let silent_after_one = |conn: &mut syncnet::Conn| -> io::Result<()> {
+        let mut header = [0u8; 4];
+        conn.read_exact(&mut header)?;
+        let mut request = vec![0u8; u32::from_be_bytes(header) as usize];
+        conn.read_exact(&mut request)?;
+        let value: serde_json::Value = serde_json::from_slice(&request).unwrap();
+        let reply = format!(
+            r#"{{"jsonrpc":"2.0","id":{},"result":"first"}}"#,
+            value["id"]
+        );
+        conn.write_all(&frame(reply.as_bytes()))?;
+        // Hold the connection until the client gives up on it.
+        let mut rest = Vec::new();
+        conn.read_to_end(&mut rest).map(drop)
+    };
+    let upstream = spawn_with(builder(), silent_after_one);
+    let pool = ClientPool::builder().build().unwrap();
+    let front = serve(
+        FramedService::new(JsonRpc::forward_to(Pooled::new(
+            pool.clone(),
+            upstream.local_addr().to_string(),
+        )))
+        .request_timeout(Duration::from_millis(300)),
+    );
+    let mut rpc = Rpc::connect(front.local_addr());
+    assert_eq!(rpc.call(&forward(1, "echo", "1")), result(1, r#""first""#));
+    assert_eq!(rpc.call(&forward(2, "echo", "2")), busy(2));
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.created, stats.idle, stats.in_use),
+        (1, 0, 0),
+        "discarded"
+    );
+    // The next call gets a new connection (and its first answer).
+    assert_eq!(rpc.call(&forward(3, "echo", "3")), result(3, r#""first""#));
+    assert_eq!(pool.stats().created, 2);
+    front.shutdown();
+    upstream.shutdown();
+}
+
+#[test]
+fn pooled_forward_refuses_a_second_reply_and_closes_that_connection() {
+    // Answers each request twice, in one write.
+    let twice = |conn: &mut syncnet::Conn| -> io::Result<()> {
+        let mut header = [0u8; 4];
+        while conn.read_exact(&mut header).is_ok() {
+            let mut request = vec![0u8; u32::from_be_bytes(header) as usize];
+            conn.read_exact(&mut request)?;
+            let value: serde_json::Value = serde_json::from_slice(&request).unwrap();
+            let reply =
+                frame(format!(r#"{{"jsonrpc":"2.0","id":{},"result":1}}"#, value["id"]).as_bytes());
+            conn.write_all(&[reply.clone(), reply].concat())?;
+        }
+        Ok(())
+    };
+    let upstream = spawn_with(builder(), twice);
+    let pool = ClientPool::builder().build().unwrap();
+    let front = pooled_front(upstream.local_addr(), &pool);
+    let mut rpc = Rpc::connect(front.local_addr());
+    assert_eq!(
+        rpc.call(&forward(1, "echo", "1")),
+        r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32001,"message":"upstream failure: the server sent more than one reply frame"}}"#
+    );
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.created, stats.idle, stats.in_use),
+        (1, 0, 0),
+        "closed"
+    );
+    front.shutdown();
+    upstream.shutdown();
 }
 
 /// An [`Upstream`] that answers from a function of the request, and keeps
@@ -822,9 +969,33 @@ fn a_full_server_refuses_with_the_busy_frame_then_eof() {
 
 #[test]
 fn forward_between_two_processes_and_minus_32001_once_the_upstream_is_gone() {
-    let upstream = rpc_serve(&[]);
-    let front = rpc_serve(&["--forward", &upstream.listen.to_string()]);
+    let upstream = rpc_serve(&["--admin", "127.0.0.1:0"]);
+    let to = upstream.listen.to_string();
+    let front = rpc_serve(&["--forward", &to, "--admin", "127.0.0.1:0"]);
     let mut rpc = Rpc::connect(front.listen);
+    for id in 1..=1000 {
+        assert_eq!(rpc.call(&forward(id, "echo", "[1]")), result(id, "[1]"));
+    }
+    // One pooled connection served the 1000 calls; its counts are on the
+    // front's /metrics.
+    let accepted = "syncnet_connections_accepted_total";
+    assert_eq!(metric(&upstream.metrics(), accepted), 1.0);
+    let pool = front.metrics();
+    assert_eq!(metric(&pool, "syncnet_client_pool_created_total"), 1.0);
+    assert_eq!(metric(&pool, "syncnet_client_pool_reused_total"), 999.0);
+    assert_eq!(
+        metric(&pool, r#"syncnet_client_pool_connections{state="idle"}"#),
+        1.0
+    );
+    // The undocumented --forward-per-call (bench/rpc.sh's comparison)
+    // connects for every call.
+    let per_call = rpc_serve(&["--forward", &to, "--forward-per-call"]);
+    let mut direct = Rpc::connect(per_call.listen);
+    for id in 1..=3 {
+        assert_eq!(direct.call(&forward(id, "echo", "1")), result(id, "1"));
+    }
+    assert_eq!(metric(&upstream.metrics(), accepted), 4.0);
+
     assert_eq!(rpc.call(&forward(1, "add", "[40,2]")), result(1, "42"));
     assert_eq!(
         rpc.call(&forward(2, "nope", "[]")),
@@ -843,19 +1014,7 @@ fn forward_between_two_processes_and_minus_32001_once_the_upstream_is_gone() {
     );
 
     drop(upstream); // killed and reaped
-    let started = Instant::now();
-    let reply = rpc.call(&forward(3, "echo", "1"));
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        started.elapsed()
-    );
-    assert!(
-        reply.starts_with(
-            r#"{"jsonrpc":"2.0","id":3,"error":{"code":-32001,"message":"upstream failure: "#
-        ),
-        "{reply}"
-    );
+    expect_upstream_failure_within_2_s(&mut rpc, 3);
 }
 
 #[test]

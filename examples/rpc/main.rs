@@ -16,14 +16,15 @@
 //! most 1 MiB): the default wire format of tokio-util's
 //! `LengthDelimitedCodec`. Methods: `echo` (the params back), `add` (sum of
 //! an array of numbers), `sleep` (`[ms]`, at most 10 000) and `forward`
-//! (`{"method":M,"params":P}`: calls `M` on the `--forward` server).
+//! (`{"method":M,"params":P}`: calls `M` on the `--forward` server, over
+//! connections kept in a `syncnet::ClientPool`).
 //!
 //! | file | what it holds |
 //! | --- | --- |
 //! | `main.rs` | the command line: `serve` and `call` |
 //! | `protocol.rs` | the envelope: parsing a request, writing a reply, the error codes, the `Protocol` impl |
 //! | `methods.rs` | `echo`, `add`, `sleep`, `forward` |
-//! | `upstream.rs` | the client side: the `Upstream` trait `forward` calls through, framing, reading replies |
+//! | `upstream.rs` | the client side: the `Upstream` trait `forward` calls through (over a `ClientPool`), framing, reading replies |
 
 mod methods;
 mod protocol;
@@ -36,10 +37,11 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use serde_json::value::RawValue;
 use syncnet::service::FramedService;
-use syncnet::{Client, Error, LogFormat, Server, parse_duration};
+use syncnet::{Client, ClientPool, Error, LogFormat, Server, parse_duration};
 
+use methods::UPSTREAM_TIMEOUT;
 use protocol::JsonRpc;
-use upstream::{ConnectPerCall, Outcome};
+use upstream::{ConnectPerCall, Outcome, Pooled};
 
 /// JSON-RPC 2.0 over length-prefixed frames, served by syncnet.
 #[derive(Debug, Parser)]
@@ -72,9 +74,13 @@ struct ServeArgs {
     /// Connections that may wait for a worker; beyond, they read `-32000 server busy`
     #[arg(long, value_name = "N", default_value_t = 128)]
     queue: usize,
-    /// Where `forward` sends its calls (another `rpc serve`)
+    /// Where `forward` sends its calls (another `rpc serve`), over pooled connections
     #[arg(long, value_name = "ADDR")]
     forward: Option<String>,
+    /// `forward` opens a new connection for every call instead (for
+    /// `bench/rpc.sh`'s comparison; not documented)
+    #[arg(long, hide = true, requires = "forward")]
+    forward_per_call: bool,
     /// Requests per second per connection (burst as large); the excess gets -32000; 0 = no limit
     #[arg(long, value_name = "N", default_value_t = 0)]
     request_rate: u32,
@@ -142,16 +148,31 @@ fn serve(args: &ServeArgs) -> Result<(), Error> {
         .reject_reply(protocol::refusal_frame())
         .build()?;
     let protocol = match forward {
-        // The upstream `forward` calls through (see upstream.rs). A pool of
-        // connections goes here instead of `ConnectPerCall`, its metrics
-        // registered in `server.metrics_registry()`.
-        Some(addr) => JsonRpc::forward_to(ConnectPerCall::new(addr)),
+        // The upstream `forward` calls through (see upstream.rs).
+        Some(addr) if args.forward_per_call => JsonRpc::forward_to(ConnectPerCall::new(addr)),
+        Some(addr) => JsonRpc::forward_to(Pooled::new(
+            forward_pool(args.workers, &server)?,
+            addr.to_string(),
+        )),
         None => JsonRpc::new(),
     };
     let service = FramedService::new(protocol)
         .request_rate(args.request_rate)
         .request_timeout(args.request_timeout);
     server.run(service)
+}
+
+/// The connections `forward` borrows: a worker answers one request at a
+/// time, so `workers` connections are never exhausted (no checkout waits)
+/// and as many stay open between calls. Its counts are on the server's
+/// `/metrics` (`syncnet_client_pool_*`).
+fn forward_pool(workers: usize, server: &Server) -> Result<ClientPool, Error> {
+    ClientPool::builder()
+        .max_total_per_addr(workers)
+        .max_idle_per_addr(workers)
+        .write_timeout(UPSTREAM_TIMEOUT)
+        .metrics(&server.metrics_registry())
+        .build()
 }
 
 /// The `--forward` address, resolved once at start-up.

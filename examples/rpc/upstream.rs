@@ -3,9 +3,10 @@
 //! use it.
 //!
 //! `forward` reaches its upstream only through the [`Upstream`] trait: one
-//! request frame out, one reply frame back. [`ConnectPerCall`] opens a new
-//! connection for every call; a connection pool implements the same trait
-//! and replaces it in `main.rs` without touching the methods.
+//! request frame out, one reply frame back. [`Pooled`] borrows a connection
+//! from a [`ClientPool`] for each call and gives it back (what `rpc serve
+//! --forward` uses); [`ConnectPerCall`] opens a new connection for every
+//! call (kept for comparison: `bench/rpc.sh` measures both).
 
 use std::borrow::Cow;
 use std::io::{self, Read, Write};
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use syncnet::Client;
+use syncnet::{Client, ClientPool};
 
 use crate::protocol::{MAX_FRAME, present, write_json};
 
@@ -28,6 +29,45 @@ pub trait Upstream: Send + Sync + 'static {
     /// The upstream cannot be reached, closes the connection, sends a
     /// frame over 1 MiB, or does not answer before `deadline`.
     fn round_trip(&self, request: &[u8], reply: &mut Vec<u8>, deadline: Instant) -> io::Result<()>;
+}
+
+/// An [`Upstream`] over a [`ClientPool`]: each call borrows a connection to
+/// the upstream (an idle one, checked first; or a new one), runs
+/// [`exchange`] on it and gives it back for the next call. A connection
+/// that failed mid-call is closed, never reused: it may still hold part of
+/// a reply. The call is not retried on another connection (the upstream
+/// method may not be idempotent): the caller gets `-32001`.
+///
+/// The connect and the write are bounded by the pool's connect and write
+/// timeouts; the reads by `deadline` (`exchange` sets the connection's read
+/// timeout for each call, so the value it is left with does not matter).
+#[derive(Debug, Clone)]
+pub struct Pooled {
+    pool: ClientPool,
+    addr: String,
+}
+
+impl Pooled {
+    /// Calls go to `addr` (as [`ClientPool::get`] takes it) through `pool`.
+    pub fn new(pool: ClientPool, addr: impl Into<String>) -> Pooled {
+        Pooled {
+            pool,
+            addr: addr.into(),
+        }
+    }
+}
+
+impl Upstream for Pooled {
+    fn round_trip(&self, request: &[u8], reply: &mut Vec<u8>, deadline: Instant) -> io::Result<()> {
+        let mut lease = self.pool.get(&self.addr).map_err(io::Error::other)?;
+        // `exchange` does its I/O on the `Client` inside the lease, so the
+        // lease does not see a failure by itself: discard it by hand.
+        let done = exchange(&mut lease, request, reply, deadline);
+        if done.is_err() {
+            lease.discard();
+        }
+        done
+    }
 }
 
 /// An [`Upstream`] that opens a new connection for every call (connect
@@ -52,13 +92,20 @@ impl Upstream for ConnectPerCall {
     }
 }
 
+/// The first read of a reply asks for this many bytes: the length prefix
+/// and, for most replies, the whole payload, in one `recv`.
+const FIRST_READ: usize = 1024;
+
 /// One round trip on an open connection: writes the `request` frame, then
-/// reads exactly one reply frame's payload into `reply`, each read bounded
-/// by the time left before `deadline`. Reads no byte past the reply, so the
+/// reads exactly one reply frame's payload into `reply`, bounded by the
+/// time left before `deadline` (the read timeout is set once; a reply that
+/// needs more than one read sets it again for the rest). A server that
+/// sent more than the reply frame is an error, so after `Ok` the
 /// connection can serve the next call (a pool can reuse it).
 ///
 /// # Errors
-/// As [`Upstream::round_trip`].
+/// As [`Upstream::round_trip`]; `InvalidData` when the server sent bytes
+/// after the reply frame.
 pub fn exchange(
     client: &mut Client,
     request: &[u8],
@@ -69,24 +116,45 @@ pub fn exchange(
         .write_all(request)
         .map_err(named("sending the request"))?;
     client.flush().map_err(named("sending the request"))?;
-    let mut header = [0u8; 4];
     client.set_read_timeout(Some(time_until(deadline)?))?;
-    client
-        .read_exact(&mut header)
-        .map_err(named("reading the reply"))?;
-    let len = usize::try_from(u32::from_be_bytes(header)).unwrap_or(usize::MAX);
+    reply.clear();
+    reply.resize(FIRST_READ, 0);
+    let mut got = 0;
+    while got < 4 {
+        match client.read(&mut reply[got..]) {
+            Ok(0) => {
+                return Err(named("reading the reply")(
+                    io::ErrorKind::UnexpectedEof.into(),
+                ));
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(named("reading the reply")(e)),
+        }
+    }
+    let prefix = [reply[0], reply[1], reply[2], reply[3]];
+    let len = usize::try_from(u32::from_be_bytes(prefix)).unwrap_or(usize::MAX);
     if len > MAX_FRAME {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("the reply frame is {len} bytes, over the {MAX_FRAME}-byte limit"),
         ));
     }
-    reply.clear();
-    reply.resize(len, 0);
-    client.set_read_timeout(Some(time_until(deadline)?))?;
-    client
-        .read_exact(reply)
-        .map_err(named("reading the reply"))?;
+    let end = 4 + len;
+    if got > end {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the server sent more than one reply frame",
+        ));
+    }
+    reply.resize(end, 0);
+    if got < end {
+        client.set_read_timeout(Some(time_until(deadline)?))?;
+        client
+            .read_exact(&mut reply[got..])
+            .map_err(named("reading the reply"))?;
+    }
+    reply.drain(..4);
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use syncnet::{Builder, Conn, Server, ServerHandle};
+use syncnet::{Builder, Conn, Error, Server, ServerHandle};
 
 /// How long any single wait in a test may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -113,6 +113,24 @@ pub fn spawn_with(builder: Builder, handler: impl syncnet::Handler) -> ServerHan
         .expect("server builds")
         .spawn(handler)
         .expect("server starts")
+}
+
+/// Starts a server on `addr` (e.g. the address of one just shut down,
+/// to restart it), with the admin endpoint on 127.0.0.1:0. Retries the
+/// bind for up to 5 s while the port is still in use.
+pub fn spawn_on(addr: SocketAddr, handler: impl syncnet::Handler) -> ServerHandle {
+    for _ in 0..100 {
+        let bound = Server::builder()
+            .listen(addr.to_string())
+            .admin(Some("127.0.0.1:0"))
+            .build();
+        match bound {
+            Ok(server) => return server.spawn(handler).expect("server starts"),
+            Err(Error::Bind { .. }) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("cannot build a server on {addr}: {e}"),
+        }
+    }
+    panic!("{addr} stayed in use");
 }
 
 /// `n` random bytes.
