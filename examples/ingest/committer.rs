@@ -21,8 +21,9 @@
 use std::collections::HashSet;
 use std::io;
 use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 use syncnet::prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
 
 use crate::store::Store;
@@ -223,6 +224,79 @@ fn fail_all(rx: &Receiver<Message>) {
     }
 }
 
+/// Which batches one sync covers.
+///
+/// Every batch waiting is taken. Then the committer may wait a little for
+/// more: the connections whose batches the last sync handed back send
+/// their next records within a round trip, while the batches that arrived
+/// during that sync are already waiting. Syncing at once would cover only
+/// the latter, and the others would wait for the next sync: the producers
+/// split into two groups taking turns, each sync covering half of what is
+/// in flight. So the committer waits until as many new batches as it handed
+/// back have arrived (each connection has one batch at a time), but never
+/// longer than [`Gather::LINGER_SHARE`] of the last sync's duration (nor
+/// [`Gather::MAX_LINGER`]): a sync then covers up to all that is in flight,
+/// for at most a fraction more time. A lone connection never waits: its
+/// next batch is the one expected.
+#[derive(Debug)]
+struct Gather {
+    /// Batches the last cycle handed back: their connections come back soon.
+    handed_back: usize,
+    /// Batches already waiting when the last cycle ended.
+    queued: usize,
+    /// When the last cycle ended.
+    cycle_end: Instant,
+    /// How long the last sync took.
+    last_sync: Duration,
+}
+
+impl Default for Gather {
+    fn default() -> Gather {
+        Gather {
+            handed_back: 0,
+            queued: 0,
+            cycle_end: Instant::now(),
+            last_sync: Duration::ZERO,
+        }
+    }
+}
+
+impl Gather {
+    /// The most a cycle waits for returning connections, as a share of the
+    /// last sync's duration.
+    const LINGER_SHARE: f64 = 0.5;
+    /// The most a cycle waits for returning connections.
+    const MAX_LINGER: Duration = Duration::from_millis(2);
+
+    /// Fills `cycle` with at least one batch (blocking for it); true when
+    /// the committer must stop after this cycle.
+    fn collect(&self, rx: &Receiver<Message>, cycle: &mut Vec<(Batch, Reply)>) -> bool {
+        match rx.recv() {
+            Ok(Message::Commit(batch, reply)) => cycle.push((batch, reply)),
+            Ok(Message::Stop) | Err(_) => return true,
+        }
+        let linger = self
+            .last_sync
+            .mul_f64(Self::LINGER_SHARE)
+            .min(Self::MAX_LINGER);
+        let deadline = self.cycle_end + linger;
+        let wanted = self.queued + self.handed_back;
+        loop {
+            let next = if cycle.len() >= wanted {
+                rx.try_recv().map_err(|e| e.is_disconnected())
+            } else {
+                rx.recv_deadline(deadline).map_err(|e| e.is_disconnected())
+            };
+            match next {
+                Ok(Message::Commit(batch, reply)) => cycle.push((batch, reply)),
+                Ok(Message::Stop) | Err(true) => return true,
+                // Nothing more waiting, or the linger is over.
+                Err(false) => return false,
+            }
+        }
+    }
+}
+
 /// The committer thread's state.
 struct Writer<S> {
     store: S,
@@ -234,26 +308,20 @@ struct Writer<S> {
 }
 
 impl<S: Store> Writer<S> {
-    /// Cycles until [`Message::Stop`] (or every sender is gone): takes all
+    /// Cycles until [`Message::Stop`] (or every sender is gone): takes the
     /// waiting batches, writes, syncs, hands them back.
     fn run(&mut self, rx: &Receiver<Message>) -> io::Result<()> {
         let mut cycle: Vec<(Batch, Reply)> = Vec::new();
+        let mut gather = Gather::default();
         loop {
-            let mut stop = match rx.recv() {
-                Ok(Message::Commit(batch, reply)) => {
-                    cycle.push((batch, reply));
-                    false
-                }
-                Ok(Message::Stop) | Err(_) => return Ok(()),
+            let stop = match self.mode {
+                Mode::Group => gather.collect(rx, &mut cycle),
+                Mode::EveryRecord => Gather::default().collect(rx, &mut cycle),
             };
-            while !stop {
-                match rx.try_recv() {
-                    Ok(Message::Commit(batch, reply)) => cycle.push((batch, reply)),
-                    Ok(Message::Stop) | Err(TryRecvError::Disconnected) => stop = true,
-                    Err(TryRecvError::Empty) => break,
-                }
-            }
+            let sync_started = Instant::now();
             let committed = self.commit(&mut cycle);
+            gather.last_sync = sync_started.elapsed();
+            gather.handed_back = cycle.len();
             for (batch, reply) in cycle.drain(..) {
                 let outcome = if committed.is_ok() {
                     Ok(batch)
@@ -263,6 +331,8 @@ impl<S: Store> Writer<S> {
                 // A connection that went away no longer waits: fine.
                 let _ = reply.send(outcome);
             }
+            gather.queued = rx.len();
+            gather.cycle_end = Instant::now();
             committed?;
             if stop {
                 return Ok(());
