@@ -10,7 +10,7 @@
 #   every-record examples/ingest serve --fsync-every-record (the baseline)
 #                  <- the same ingest produce
 #
-#   bash bench/ingest.sh          # ROUNDS=3 RECORDS=200000 BASELINE_RECORDS=20000
+#   bash bench/ingest.sh          # ROUNDS=3 RECORDS=400000 BASELINE_RECORDS=20000
 #
 # Needs redis-server and redis-benchmark (Debian: apt-get install -y
 # redis-server redis-tools). Files go to a fresh directory under /var/tmp
@@ -21,7 +21,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 ROUNDS=${ROUNDS:-3}
-RECORDS=${RECORDS:-200000}
+RECORDS=${RECORDS:-400000}
 BASELINE_RECORDS=${BASELINE_RECORDS:-20000}
 
 for tool in redis-server redis-benchmark redis-cli python3 curl; do
@@ -102,18 +102,36 @@ run_redis() {
   pids+=("$server")
   wait_port "$port"
   [ "$(redis-cli -p "$port" config get appendfsync | tail -1)" = always ] || { echo "redis: appendfsync is not always" >&2; exit 1; }
+  # Redis counts no fsyncs: with COUNT_FSYNCS=1 (a run outside the rounds:
+  # tracing costs Redis 10-20 %), perf counts its fdatasync calls.
+  local perf=""
+  if [ "${COUNT_FSYNCS:-0}" = 1 ]; then
+    perf stat -e syscalls:sys_enter_fdatasync -x, -o "$dir/perf.csv" -p "$server" &
+    perf=$!
+    sleep 0.2 # perf attaches
+  fi
   local out
   out=$(redis-benchmark -h 127.0.0.1 -p "$port" -t set -c 8 -P 64 -d 100 -r 1000000 \
     -n "$RECORDS" -q 2>/dev/null | tr '\r' '\n' | grep 'requests per second' | tail -1)
+  local fsyncs=""
+  if [ -n "$perf" ]; then
+    kill -INT "$perf"; wait "$perf" || true
+    fsyncs=$(awk -F, '/fdatasync/ { print $1 }' "$dir/perf.csv")
+  fi
   redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
   wait "$server" || true
-  python3 - "$out" "$RECORDS" <<'EOF'
+  python3 - "$out" "$RECORDS" "$fsyncs" <<'EOF'
 import json, re, sys
-out, records = sys.argv[1], int(sys.argv[2])
+out, records, fsyncs = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 rps = float(re.search(r"([\d.]+) requests per second", out).group(1))
 p50 = re.search(r"p50=([\d.]+) msec", out)
-print(json.dumps({"server": "redis", "records": records, "records_per_sec": round(rps),
-                  "secs": round(records / rps, 3), "p50_ms": float(p50.group(1)) if p50 else None}))
+report = {"server": "redis", "records": records, "records_per_sec": round(rps),
+          "secs": round(records / rps, 3), "p50_ms": float(p50.group(1)) if p50 else None}
+if fsyncs:
+    # Counted from the benchmark's start to its end (plus perf's 0.2 s start).
+    report.update(fsyncs=int(fsyncs), fsyncs_per_sec=round(int(fsyncs) / report["secs"]),
+                  records_per_fsync=round(records / max(int(fsyncs), 1), 1))
+print(json.dumps(report))
 EOF
 }
 
@@ -135,13 +153,22 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
+# One more Redis run, not in the medians, with its fdatasync calls counted.
+if perf stat -e syscalls:sys_enter_fdatasync -x, -o /dev/null true 2>/dev/null; then
+  COUNT_FSYNCS=1 run_redis | python3 -c "import json,sys; d=json.load(sys.stdin); d['server']='redis-counted'; print(json.dumps(d))" | tee -a "$OUT"
+fi
+
 python3 - "$OUT" <<'EOF'
 import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
+counted = [r for r in runs if r["server"] == "redis-counted"]
 med = lambda server, key: statistics.median(r[key] for r in runs if r["server"] == server and r.get(key) is not None)
 ingest, redis, every = (med(s, "records_per_sec") for s in ("ingest", "redis", "every-record"))
-print(f"medians of {len(runs) // 3} rounds, records/s: ingest {ingest:.0f}, redis {redis:.0f}, "
+print(f"medians of {sum(r['server'] == 'redis' for r in runs)} rounds, records/s: ingest {ingest:.0f}, redis {redis:.0f}, "
       f"every-record {every:.0f}; ingest/redis {ingest / redis:.2f}x, ingest/every-record {ingest / every:.1f}x; "
       f"ingest {med('ingest', 'fsyncs_per_sec'):.0f} fsyncs/s, {med('ingest', 'records_per_fsync'):.1f} records/fsync; "
       f"every-record {med('every-record', 'fsyncs_per_sec'):.0f} fsyncs/s")
+for r in counted:
+    print(f"redis (one more run, perf attached): {r['records_per_sec']} records/s, "
+          f"{r['fsyncs_per_sec']} fsyncs/s, {r['records_per_fsync']} records/fsync")
 EOF

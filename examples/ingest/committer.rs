@@ -234,10 +234,9 @@ fn fail_all(rx: &Receiver<Message>) {
 /// split into two groups taking turns, each sync covering half of what is
 /// in flight. So the committer waits until as many new batches as it handed
 /// back have arrived (each connection has one batch at a time), but never
-/// longer than [`Gather::LINGER_SHARE`] of the last sync's duration (nor
-/// [`Gather::MAX_LINGER`]): a sync then covers up to all that is in flight,
-/// for at most a fraction more time. A lone connection never waits: its
-/// next batch is the one expected.
+/// longer than the last sync took (nor [`Gather::MAX_LINGER`]): waiting for
+/// them costs at most the extra sync they would otherwise need. A lone
+/// connection never waits: its next batch is the one expected.
 #[derive(Debug)]
 struct Gather {
     /// Batches the last cycle handed back: their connections come back soon.
@@ -262,11 +261,8 @@ impl Default for Gather {
 }
 
 impl Gather {
-    /// The most a cycle waits for returning connections, as a share of the
-    /// last sync's duration.
-    const LINGER_SHARE: f64 = 0.5;
     /// The most a cycle waits for returning connections.
-    const MAX_LINGER: Duration = Duration::from_millis(2);
+    const MAX_LINGER: Duration = Duration::from_millis(5);
 
     /// Fills `cycle` with at least one batch (blocking for it); true when
     /// the committer must stop after this cycle.
@@ -275,10 +271,7 @@ impl Gather {
             Ok(Message::Commit(batch, reply)) => cycle.push((batch, reply)),
             Ok(Message::Stop) | Err(_) => return true,
         }
-        let linger = self
-            .last_sync
-            .mul_f64(Self::LINGER_SHARE)
-            .min(Self::MAX_LINGER);
+        let linger = self.last_sync.min(Self::MAX_LINGER);
         let deadline = self.cycle_end + linger;
         let wanted = self.queued + self.handed_back;
         loop {
