@@ -132,16 +132,18 @@ pub fn main(args: &ProduceArgs) -> ExitCode {
             .map_or(0.0, |&us| f64::from(us) / 1000.0)
     };
     let done = total.acked + total.dups;
-    let report = serde_json::json!({
-        "records": args.records,
-        "acked": total.acked,
-        "dups": total.dups,
-        "errors": total.errors,
-        "secs": (secs * 1000.0).round() / 1000.0,
-        "records_per_sec": (done as f64 / secs.max(1e-9)).round(),
-        "p50_ms": percentile(0.50),
-        "p99_ms": percentile(0.99),
-    });
+    // In this order, whatever the JSON library would do.
+    let report = format!(
+        "{{\"records\":{},\"acked\":{},\"dups\":{},\"errors\":{},\"secs\":{:.3},\"records_per_sec\":{:.0},\"p50_ms\":{:.3},\"p99_ms\":{:.3}}}",
+        args.records,
+        total.acked,
+        total.dups,
+        total.errors,
+        secs,
+        done as f64 / secs.max(1e-9),
+        percentile(0.50),
+        percentile(0.99),
+    );
     println!("{report}");
     if done == args.records {
         ExitCode::SUCCESS
