@@ -60,6 +60,22 @@ wait_port() {
   return 1
 }
 
+# timed CPU_FILE CMD...: runs CMD; writes the CPU seconds it used (user +
+# system, all threads) to CPU_FILE.
+timed() {
+  python3 -c '
+import resource, subprocess, sys
+code = subprocess.call(sys.argv[2:])
+used = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write("%.3f" % (used.ru_utime + used.ru_stime))
+sys.exit(code)' "$@"
+}
+
+# The CPU seconds process $1 has used so far.
+proc_cpu() {
+  awk -v tck="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / tck }' "/proc/$1/stat"
+}
+
 metric() { # metric ADMIN_PORT NAME
   curl -fsS "http://127.0.0.1:$1/metrics" | awk -v name="$2" '$1 == name { print $2 }'
 }
@@ -76,18 +92,21 @@ run_ingest() {
   pids+=("$server")
   wait_port "$port"
   local report
-  report=$("$INGEST" produce --connect "127.0.0.1:$port" --producers 8 --window 64 \
+  report=$(timed "$dir/client.cpu" "$INGEST" produce --connect "127.0.0.1:$port" --producers 8 --window 64 \
     --size 100 --records "$records" --id-prefix "$name-")
   local fsyncs stored
   fsyncs=$(metric "$admin" syncnet_ingest_fsyncs_total)
   stored=$(metric "$admin" syncnet_ingest_records_total)
+  local server_cpu
+  server_cpu=$(proc_cpu "$server")
   kill -TERM "$server"
   wait "$server"
-  python3 - "$name" "$report" "$fsyncs" "$stored" <<'EOF'
+  python3 - "$name" "$report" "$fsyncs" "$stored" "$server_cpu" "$(cat "$dir/client.cpu")" <<'EOF'
 import json, sys
 name, report, fsyncs, stored = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 report.update(server=name, fsyncs=int(fsyncs), fsyncs_per_sec=round(fsyncs / report["secs"]),
-              records_per_fsync=round(stored / max(fsyncs, 1), 1))
+              records_per_fsync=round(stored / max(fsyncs, 1), 1),
+              server_cpu_s=float(sys.argv[5]), client_cpu_s=float(sys.argv[6]))
 print(json.dumps(report))
 EOF
 }
@@ -111,22 +130,25 @@ run_redis() {
     sleep 0.2 # perf attaches
   fi
   local out
-  out=$(redis-benchmark -h 127.0.0.1 -p "$port" -t set -c 8 -P 64 -d 100 -r 1000000 \
+  out=$(timed "$dir/client.cpu" redis-benchmark -h 127.0.0.1 -p "$port" -t set -c 8 -P 64 -d 100 -r 1000000 \
     -n "$RECORDS" -q 2>/dev/null | tr '\r' '\n' | grep 'requests per second' | tail -1)
   local fsyncs=""
   if [ -n "$perf" ]; then
     kill -INT "$perf"; wait "$perf" || true
     fsyncs=$(awk -F, '/fdatasync/ { print $1 }' "$dir/perf.csv")
   fi
+  local server_cpu
+  server_cpu=$(proc_cpu "$server")
   redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
   wait "$server" || true
-  python3 - "$out" "$RECORDS" "$fsyncs" <<'EOF'
+  python3 - "$out" "$RECORDS" "$fsyncs" "$server_cpu" "$(cat "$dir/client.cpu")" <<'EOF'
 import json, re, sys
 out, records, fsyncs = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 rps = float(re.search(r"([\d.]+) requests per second", out).group(1))
 p50 = re.search(r"p50=([\d.]+) msec", out)
 report = {"server": "redis", "records": records, "records_per_sec": round(rps),
-          "secs": round(records / rps, 3), "p50_ms": float(p50.group(1)) if p50 else None}
+          "secs": round(records / rps, 3), "p50_ms": float(p50.group(1)) if p50 else None,
+          "server_cpu_s": float(sys.argv[4]), "client_cpu_s": float(sys.argv[5])}
 if fsyncs:
     # Counted from the benchmark's start to its end (plus perf's 0.2 s start).
     report.update(fsyncs=int(fsyncs), fsyncs_per_sec=round(int(fsyncs) / report["secs"]),
@@ -168,6 +190,10 @@ print(f"medians of {sum(r['server'] == 'redis' for r in runs)} rounds, records/s
       f"every-record {every:.0f}; ingest/redis {ingest / redis:.2f}x, ingest/every-record {ingest / every:.1f}x; "
       f"ingest {med('ingest', 'fsyncs_per_sec'):.0f} fsyncs/s, {med('ingest', 'records_per_fsync'):.1f} records/fsync; "
       f"every-record {med('every-record', 'fsyncs_per_sec'):.0f} fsyncs/s")
+cpu = lambda server: med(server, "server_cpu_s") * 1e5 / med(server, "records")
+print(f"server CPU per 100 000 records: ingest {cpu('ingest'):.2f} s, redis {cpu('redis'):.2f} s; "
+      f"client: produce {med('ingest', 'client_cpu_s') * 1e5 / med('ingest', 'records'):.2f} s, "
+      f"redis-benchmark {med('redis', 'client_cpu_s') * 1e5 / med('redis', 'records'):.2f} s")
 for r in counted:
     print(f"redis (one more run, perf attached): {r['records_per_sec']} records/s, "
           f"{r['fsyncs_per_sec']} fsyncs/s, {r['records_per_fsync']} records/fsync")
