@@ -1,7 +1,8 @@
 //! Group commit: one writer thread owns the file and the set of ids.
 //! Connections hand it their records in [`Batch`]es over a channel; it takes
-//! every batch waiting, appends the new records in one `write`, makes them
-//! durable with one `sync`, and only then hands each batch back with a
+//! every batch waiting (and waits briefly for the connections it just
+//! answered, see [`Gather`]), appends the new records in one `write`, makes
+//! them durable with one `sync`, and only then hands each batch back with a
 //! [`Verdict`] per record. One `fsync` thus covers the records of every
 //! connection that submitted meanwhile, and no connection can acknowledge a
 //! record the `sync` has not covered.
