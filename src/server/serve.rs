@@ -55,6 +55,9 @@ pub(crate) struct ConnService {
     pub(super) reject_reply: Option<Arc<[u8]>>,
 }
 
+/// How a handler ended: returned (with its result) or panicked.
+type Outcome = Result<io::Result<()>, panics::CaughtPanic>;
+
 /// What the prelude learned about a connection before its handler runs.
 struct Opened {
     /// The client: the socket peer, or the address a PROXY header named.
@@ -189,12 +192,7 @@ impl ConnService {
         &self,
         shared: &Arc<ConnShared>,
         opened: Opened,
-    ) -> (
-        Result<io::Result<()>, panics::CaughtPanic>,
-        CloseReason,
-        Duration,
-        Option<Box<LogFields>>,
-    ) {
+    ) -> (Outcome, CloseReason, Duration, Option<Box<LogFields>>) {
         let throttle = (self.config.max_bytes_per_sec > 0).then(|| Throttle {
             bucket: ReadThrottle::new(self.config.max_bytes_per_sec, Instant::now()),
         });
