@@ -214,12 +214,12 @@ fn with_every_upstream_dead_the_client_is_closed_soon() {
     proxy.shutdown();
 }
 
+/// What [`header_upstream`] received: the header, then the body.
+type Received = thread::JoinHandle<(Vec<u8>, Vec<u8>)>;
+
 /// An upstream written here: accepts one connection, reads `header_len`
 /// bytes (or, for 0, a v1 line) and then `body_len` bytes; returns both.
-fn header_upstream(
-    header_len: usize,
-    body_len: usize,
-) -> (SocketAddr, thread::JoinHandle<(Vec<u8>, Vec<u8>)>) {
+fn header_upstream(header_len: usize, body_len: usize) -> (SocketAddr, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let reading = thread::spawn(move || {
@@ -324,4 +324,73 @@ fn the_binary_refuses_a_proxy_without_upstream() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--upstream"), "{stderr}");
+}
+
+/// Kills and reaps a child process on drop.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `redis-cli PING` through the proxy to a real `redis-server`. Skipped
+/// (with a message) when Redis is not installed, except under `CI=true`.
+#[test]
+fn redis_cli_pings_through_the_proxy() {
+    use std::process::{Command, Stdio};
+    let have = |program: &str| {
+        Command::new(program)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !have("redis-server") || !have("redis-cli") {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "redis-server and redis-cli are needed under CI=true (apt-get install redis-server redis-tools)"
+        );
+        eprintln!("skipped: redis-server or redis-cli is not installed");
+        return;
+    }
+    let port = dead_addr().port().to_string();
+    let redis = Reaped(
+        Command::new("redis-server")
+            .args([
+                "--port",
+                &port,
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server"),
+    );
+    let upstream = format!("127.0.0.1:{port}");
+    support::wait_until("redis-server accepts", || {
+        TcpStream::connect(&upstream).is_ok()
+    });
+    let proxy = spawn_proxy(Proxy::builder().upstream(&upstream));
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p"])
+        .arg(proxy.local_addr().port().to_string())
+        .arg("PING")
+        .output()
+        .expect("run redis-cli");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "PONG",
+        "{out:?}"
+    );
+    proxy.shutdown();
+    drop(redis);
 }
