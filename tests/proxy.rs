@@ -394,3 +394,31 @@ fn redis_cli_pings_through_the_proxy() {
     proxy.shutdown();
     drop(redis);
 }
+
+/// On shutdown the client's reads end, the upstream gets end of input, and
+/// its reply still reaches the client before both close.
+#[test]
+fn the_drain_passes_end_of_input_on_and_the_reply_back() {
+    let (got_tx, got_rx) = std::sync::mpsc::channel();
+    let upstream = spawn_with(builder(), move |conn: &mut Conn| {
+        let mut question = [0u8; 8];
+        conn.read_exact(&mut question)?;
+        let _ = got_tx.send(());
+        let mut rest = Vec::new();
+        conn.read_to_end(&mut rest)?;
+        conn.write_all(b"answer after end of input")?;
+        Ok(())
+    });
+    let proxy = spawn_proxy(Proxy::builder().upstream(upstream.local_addr().to_string()));
+    let mut client = connect(proxy.local_addr());
+    client.write_all(b"question").unwrap();
+    got_rx
+        .recv_timeout(WAIT)
+        .expect("the upstream got the question");
+    let draining = thread::spawn(move || proxy.shutdown());
+    let mut reply = Vec::new();
+    client.read_to_end(&mut reply).expect("the reply, then EOF");
+    assert_eq!(reply, b"answer after end of input");
+    draining.join().unwrap();
+    upstream.shutdown();
+}
