@@ -422,3 +422,32 @@ fn the_drain_passes_end_of_input_on_and_the_reply_back() {
     draining.join().unwrap();
     upstream.shutdown();
 }
+
+/// The idle timeout counts from the last byte in either direction: a client
+/// that only listens to a talking upstream is not idle.
+#[test]
+fn a_listening_client_is_not_idle_while_the_upstream_talks() {
+    let upstream = spawn_with(builder(), |conn: &mut Conn| {
+        for _ in 0..8 {
+            conn.write_all(b"x")?;
+            // Pacing, not synchronisation: 8 × 100 ms spans 2.7 idle timeouts.
+            thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    });
+    let server = builder()
+        .idle_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let proxy = Proxy::builder()
+        .upstream(upstream.local_addr().to_string())
+        .build()
+        .unwrap();
+    let proxy = server.spawn(proxy).unwrap();
+    let mut client = connect(proxy.local_addr());
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).expect("every byte, then EOF");
+    assert_eq!(got, b"xxxxxxxx");
+    proxy.shutdown();
+    upstream.shutdown();
+}
