@@ -145,6 +145,7 @@ mod logging;
 mod metrics;
 mod panics;
 mod pool;
+pub mod proxy;
 mod proxy_protocol;
 mod server;
 pub mod service;

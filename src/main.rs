@@ -29,6 +29,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(args);
     let result = match cli.command {
         Command::Serve(args) => serve(*args),
+        Command::Proxy(args) => proxy(*args),
         Command::Client(args) => client_cmd::run(&args),
         #[cfg(feature = "bench")]
         Command::Bench(args) => bench(&args),
@@ -70,5 +71,14 @@ fn serve(args: cli::ServeArgs) -> Result<ExitCode, Error> {
         .config(config)
         .build()?
         .run(|conn: &mut Conn| syncnet::echo(conn))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn proxy(args: cli::ProxyArgs) -> Result<ExitCode, Error> {
+    let (config, log_format, proxy) = args.resolve()?;
+    syncnet::init_logging(log_format);
+    let server = Server::builder().config(config).build()?;
+    let proxy = proxy.metrics(&server.metrics_registry()).build()?;
+    server.run(proxy)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -12,6 +12,7 @@
 mod bench;
 mod client;
 mod kinds;
+mod proxy;
 #[cfg(test)]
 mod reference;
 mod serve;
@@ -26,6 +27,7 @@ use syncnet::Error;
 #[cfg(feature = "bench")]
 pub use bench::BenchArgs;
 pub use client::ClientArgs;
+pub use proxy::ProxyArgs;
 pub use serve::ServeArgs;
 
 /// syncnet: a TCP server toolkit with threads, not async.
@@ -41,6 +43,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the echo service (the default when no subcommand is given).
     Serve(Box<ServeArgs>),
+    /// Proxy TCP connections to upstreams (layer 4), with every flag of serve.
+    Proxy(Box<ProxyArgs>),
     /// Connect to a server: send --message and print the reply, or copy stdin/stdout.
     Client(ClientArgs),
     /// Load-test an echo-like service: pingpong, bulk or hold, every echoed byte verified.
@@ -244,6 +248,23 @@ mod tests {
             let arg = arg.unwrap_or_else(|| panic!("no argument {}", flag.key));
             assert_eq!(arg.get_long(), Some(flag.long));
             assert_eq!(arg.get_env().and_then(|e| e.to_str()), Some(flag.env));
+        }
+    }
+
+    /// `syncnet proxy` takes every flag `serve` has.
+    #[test]
+    fn proxy_takes_every_flag_of_serve() {
+        let cli = Cli::command();
+        let serve = cli.find_subcommand("serve").unwrap();
+        let proxy = cli.find_subcommand("proxy").unwrap();
+        for arg in serve.get_arguments() {
+            assert!(
+                proxy
+                    .get_arguments()
+                    .any(|p| p.get_id() == arg.get_id() && p.get_long() == arg.get_long()),
+                "proxy lacks {:?}",
+                arg.get_long()
+            );
         }
     }
 }

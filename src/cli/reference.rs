@@ -87,8 +87,13 @@ fn serve_table() -> String {
 
 /// `syncnet client` and `syncnet bench`: from their clap definitions.
 fn plain_table(name: &str) -> String {
+    table_of(&arguments(&subcommand(name)))
+}
+
+/// Flag, default and meaning of each of `args`.
+fn table_of(args: &[Arg]) -> String {
     let mut out = String::from("| flag | default | meaning |\n| --- | --- | --- |\n");
-    for arg in arguments(&subcommand(name)) {
+    for arg in args {
         let defaults: Vec<String> = arg
             .get_default_values()
             .iter()
@@ -102,12 +107,28 @@ fn plain_table(name: &str) -> String {
         let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
         out.push_str(&format!(
             "| `{}` | {} | {} |\n",
-            cell(&usage(&arg)),
+            cell(&usage(arg)),
             cell(&default),
             cell(&help),
         ));
     }
     out
+}
+
+/// `syncnet proxy`: its own flags, from their clap definitions (the flags
+/// it shares with `serve` are in `serve`'s table).
+fn proxy_table() -> String {
+    let serve = subcommand("serve");
+    let mut proxy = subcommand("proxy");
+    for arg in arguments(&serve) {
+        let id = arg.get_id().clone();
+        proxy = proxy.mut_arg(id, |a| a.hide(true));
+    }
+    let own: Vec<Arg> = arguments(&proxy)
+        .into_iter()
+        .filter(|arg| !arg.is_hide_set())
+        .collect();
+    table_of(&own)
 }
 
 /// The text between `<!-- BEGIN name -->` and `<!-- END name -->`.
@@ -126,6 +147,7 @@ fn the_reference_lists_the_flags_the_code_declares() {
     let mut stale = Vec::new();
     for (name, table) in [
         ("serve flags", serve_table()),
+        ("proxy flags", proxy_table()),
         ("client flags", plain_table("client")),
         ("bench flags", plain_table("bench")),
     ] {

@@ -129,7 +129,14 @@ pub struct Conn {
     /// The server's metrics, for the layers above a connection (framed
     /// services count their requests there).
     metrics: Arc<Metrics>,
+    /// Fields the handler added to the close log line
+    /// ([`Conn::set_log_field`]); boxed so that a connection without any
+    /// costs one pointer.
+    log_fields: Option<Box<LogFields>>,
 }
+
+/// Fields a handler adds to its connection's close log line, in order.
+pub(crate) type LogFields = Vec<(&'static str, String)>;
 
 /// What the reading side of a connection keeps between reads; shared by a
 /// whole [`Conn`] and its [`ConnReader`] half.
@@ -194,6 +201,7 @@ impl Conn {
             write_timed_out: false,
             lifecycle,
             metrics,
+            log_fields: None,
         }
     }
 
@@ -213,6 +221,34 @@ impl Conn {
     /// `None` otherwise.
     pub fn proxy_peer(&self) -> Option<SocketAddr> {
         self.proxy_peer
+    }
+
+    /// The local address the client connected to (the listener's address,
+    /// with the real port).
+    ///
+    /// # Errors
+    /// The operating system's error, e.g. when the socket is already closed.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.shared.stream.local_addr()
+    }
+
+    /// Adds `key = value` to this connection's close log line (`connection
+    /// closed`, or `handler panicked`), after the server's own fields
+    /// (`conn_id`, `peer`, `bytes_in`, `bytes_out`, `duration_ms`,
+    /// `reason`); use a key that is not one of those. Setting a key again
+    /// replaces its value. The proxy ([`crate::proxy::Proxy`]) adds
+    /// `upstream` this way.
+    pub fn set_log_field(&mut self, key: &'static str, value: String) {
+        let fields = self.log_fields.get_or_insert_with(Box::default);
+        match fields.iter_mut().find(|(k, _)| *k == key) {
+            Some(field) => field.1 = value,
+            None => fields.push((key, value)),
+        }
+    }
+
+    /// The fields [`Conn::set_log_field`] added, taken for the close line.
+    pub(crate) fn take_log_fields(&mut self) -> Option<Box<LogFields>> {
+        self.log_fields.take()
     }
 
     /// Bytes the handler has read so far.
@@ -272,6 +308,12 @@ impl Conn {
     /// layer above can keep while it borrows the connection.
     pub(crate) fn metrics_handle(&self) -> Arc<Metrics> {
         Arc::clone(&self.metrics)
+    }
+
+    /// The server's phase, as a handle a layer above can keep while it
+    /// borrows the connection (the proxy watches the drain with it).
+    pub(crate) fn lifecycle_handle(&self) -> Arc<Lifecycle> {
+        Arc::clone(&self.lifecycle)
     }
 
     pub(crate) fn shared(&self) -> &Arc<ConnShared> {

@@ -37,7 +37,8 @@
 //! - `v1.rs`: the text form (`PROXY TCP4 ...\r\n`).
 //! - `v2.rs`: the binary form (signature, fixed part, addresses, TLVs).
 //! - `read.rs`: reading a header off a socket or reader ([`read_header_tcp`]).
-//! - `write.rs` (tests only for now): writing v1 and v2 headers.
+//! - `write.rs`: writing v1 and v2 headers ([`write_v1`], [`write_v2`]), for
+//!   `syncnet proxy --send-proxy-protocol` and the tests.
 //! - `tests.rs`: unit and property tests of all of them.
 
 use std::fmt;
@@ -47,8 +48,6 @@ use std::net::SocketAddr;
 mod read;
 mod v1;
 mod v2;
-// Only the tests write headers today; see the module's own doc.
-#[cfg(test)]
 mod write;
 
 #[cfg(test)]
@@ -57,6 +56,7 @@ mod tests;
 pub(crate) use read::read_header_tcp;
 use v1::{V1_MAX_LEN, V1_MIN_LEN, parse_v1};
 use v2::parse_v2;
+pub(crate) use write::{write_v1, write_v2};
 
 /// What a PROXY header says about the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,9 +1,8 @@
 //! Writing PROXY headers for an upstream: [`write_v1`] and [`write_v2`].
 //!
-//! Only the tests use them today (this module is `#[cfg(test)]` in
-//! `mod.rs`: they build the headers the parser is tested against); a
-//! `syncnet proxy --send-proxy-protocol` will use them too, and then the
-//! `#[cfg(test)]` on `mod write;` goes.
+//! The proxy (`src/proxy/`) sends them to its upstreams with
+//! `--send-proxy-protocol`; the tests build the headers the parser is tested
+//! against with them.
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -24,7 +24,7 @@ use super::admission::{Admission, canonical_peer};
 use super::options::{OPTIONS_INHERITED, set_connection_options};
 use super::registry::Registry;
 use crate::config::ServerConfig;
-use crate::conn::{Conn, ConnShared, Throttle, Transport};
+use crate::conn::{Conn, ConnShared, LogFields, Throttle, Transport};
 use crate::lifecycle::Lifecycle;
 use crate::limits::{IpTicket, ReadThrottle};
 use crate::logging::{ConnFields, LogEvery, conn_event};
@@ -54,6 +54,9 @@ pub(crate) struct ConnService {
     /// `Builder::reject_reply`, for plain TCP only.
     pub(super) reject_reply: Option<Arc<[u8]>>,
 }
+
+/// How a handler ended: returned (with its result) or panicked.
+type Outcome = Result<io::Result<()>, panics::CaughtPanic>;
 
 /// What the prelude learned about a connection before its handler runs.
 struct Opened {
@@ -139,7 +142,7 @@ impl Service for ConnService {
             );
         }
 
-        let (outcome, reason, duration) = self.run_handler(&shared, opened);
+        let (outcome, reason, duration, extra) = self.run_handler(&shared, opened);
         self.registry.remove(id);
         shared.report_bytes(&self.metrics);
         drop(ticket);
@@ -152,7 +155,7 @@ impl Service for ConnService {
         self.metrics.active.dec();
         self.metrics.workers_busy.dec();
 
-        self.log_close(fields, &shared, duration, reason, outcome);
+        self.log_close(fields, &shared, duration, reason, outcome, extra);
         // The last reference: the pool drops it, closing the socket.
         Some(shared)
     }
@@ -178,7 +181,8 @@ impl Service for ConnService {
 impl ConnService {
     /// Runs the handler on the connection the prelude opened, under
     /// `catch_unwind`, and ends a clean TLS session. Returns the outcome,
-    /// the close reason and how long the connection was served.
+    /// the close reason, how long the connection was served and the fields
+    /// the handler added to the close line.
     ///
     /// Never inlined: the `Conn` lives in this frame, not in `serve`'s, so
     /// the close path that follows (`log_close`, whose logging goes deep)
@@ -188,11 +192,7 @@ impl ConnService {
         &self,
         shared: &Arc<ConnShared>,
         opened: Opened,
-    ) -> (
-        Result<io::Result<()>, panics::CaughtPanic>,
-        CloseReason,
-        Duration,
-    ) {
+    ) -> (Outcome, CloseReason, Duration, Option<Box<LogFields>>) {
         let throttle = (self.config.max_bytes_per_sec > 0).then(|| Throttle {
             bucket: ReadThrottle::new(self.config.max_bytes_per_sec, Instant::now()),
         });
@@ -211,7 +211,8 @@ impl ConnService {
             conn.discard_unread();
         }
         let reason = self.close_reason(&conn, &outcome);
-        (outcome, reason, conn.started().elapsed())
+        let extra = conn.take_log_fields();
+        (outcome, reason, conn.started().elapsed(), extra)
     }
 
     /// Everything between pick-up and the handler that may refuse the
@@ -332,14 +333,22 @@ impl ConnService {
         duration: Duration,
         reason: CloseReason,
         outcome: Result<io::Result<()>, panics::CaughtPanic>,
+        extra: Option<Box<LogFields>>,
     ) {
         let log_connections = self.config.log_connections;
-        let summary = [
+        let mut summary: Vec<(&str, log::kv::Value<'_>)> = vec![
             ("bytes_in", shared.bytes_in().into()),
             ("bytes_out", shared.bytes_out().into()),
             ("duration_ms", (duration.as_millis() as u64).into()),
             ("reason", reason.as_str().into()),
         ];
+        // The handler's own fields (`Conn::set_log_field`), after the server's.
+        let extra = extra.as_deref().map_or(&[][..], |fields| &fields[..]);
+        summary.extend(
+            extra
+                .iter()
+                .map(|(key, value)| (*key, value.as_str().into())),
+        );
         match outcome {
             Err(panic) => {
                 let location = panic.location.unwrap_or_default();
