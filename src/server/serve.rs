@@ -336,6 +336,9 @@ impl ConnService {
         extra: Option<Box<LogFields>>,
     ) {
         let log_connections = self.config.log_connections;
+        if !log_connections && outcome.is_ok() {
+            return; // nothing to log (a panic is logged whatever the setting)
+        }
         let mut summary: Vec<(&str, log::kv::Value<'_>)> = vec![
             ("bytes_in", shared.bytes_in().into()),
             ("bytes_out", shared.bytes_out().into()),
