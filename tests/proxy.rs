@@ -391,7 +391,60 @@ fn redis_cli_pings_through_the_proxy() {
         "PONG",
         "{out:?}"
     );
+
+    // redis-benchmark through the proxy completes without errors.
+    if have("redis-benchmark") || std::env::var("CI").as_deref() == Ok("true") {
+        let out = Command::new("redis-benchmark")
+            .args(["-h", "127.0.0.1", "-p"])
+            .arg(proxy.local_addr().port().to_string())
+            .args(["-t", "ping,set,get", "-n", "20000", "-q"])
+            .output()
+            .expect("run redis-benchmark");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        assert!(!text.to_lowercase().contains("error"), "{text}");
+        for test in ["PING_INLINE", "SET", "GET"] {
+            assert!(text.contains(test), "{test} missing: {text}");
+        }
+    } else {
+        eprintln!("skipped redis-benchmark: not installed");
+    }
     proxy.shutdown();
+
+    // TLS termination: a TLS client reaches the plain Redis through the proxy.
+    let pki = support::pki::Pki::new();
+    let tls = syncnet::TlsSettings {
+        cert: pki.server.cert.clone(),
+        key: pki.server.key.clone(),
+        ..syncnet::TlsSettings::default()
+    };
+    let server = builder().tls(tls).build().expect("TLS proxy builds");
+    let tls_proxy = Proxy::builder()
+        .upstream(&upstream)
+        .metrics(&server.metrics_registry())
+        .build()
+        .expect("proxy builds");
+    let tls_proxy = server.spawn(tls_proxy).expect("TLS proxy starts");
+    let out = Command::new("redis-cli")
+        .args(["--tls", "--cacert"])
+        .arg(&pki.ca)
+        .args(["-h", "localhost", "-p"])
+        .arg(tls_proxy.local_addr().port().to_string())
+        .args(["SET", "through", "tls"])
+        .output()
+        .expect("run redis-cli --tls");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK", "{out:?}");
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port, "GET", "through"])
+        .output()
+        .expect("run redis-cli");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "tls",
+        "the value reached the plain Redis: {out:?}"
+    );
+    tls_proxy.shutdown();
     drop(redis);
 }
 
