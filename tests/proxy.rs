@@ -504,3 +504,111 @@ fn a_listening_client_is_not_idle_while_the_upstream_talks() {
     proxy.shutdown();
     upstream.shutdown();
 }
+
+/// The newest PostgreSQL server binaries Debian installed
+/// (`/usr/lib/postgresql/VERSION/bin`), if any.
+fn postgres_bin() -> Option<std::path::PathBuf> {
+    let mut versions: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
+        .filter(|bin| bin.join("postgres").exists() && bin.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop()
+}
+
+/// `psql -c 'select 1'` through the proxy to a PostgreSQL server the test
+/// starts (as the `postgres` user, which PostgreSQL requires, on a loopback
+/// port, with a data directory of its own). Skipped with a message when
+/// PostgreSQL or psql is missing, except under `CI=true`.
+#[test]
+fn psql_selects_through_the_proxy() {
+    use std::process::{Command, Stdio};
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    let psql_ok = Command::new("psql")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let (Some(bin), true) = (postgres_bin(), psql_ok) else {
+        assert!(
+            !ci,
+            "PostgreSQL and psql are needed under CI=true (apt-get install postgresql)"
+        );
+        eprintln!("skipped: PostgreSQL (server binaries) or psql is not installed");
+        return;
+    };
+    let data = std::env::temp_dir().join(format!("syncnet-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&data).expect("create the data directory");
+    let chown = Command::new("chown")
+        .args(["-R", "postgres:postgres"])
+        .arg(&data)
+        .status()
+        .expect("chown the data directory");
+    assert!(chown.success());
+    let as_postgres = |program: &str| {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(bin.join(program));
+        cmd
+    };
+    let init = as_postgres("initdb")
+        .args(["-D"])
+        .arg(&data)
+        .args(["-A", "trust", "-U", "postgres"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run initdb");
+    assert!(init.success(), "initdb failed");
+    let port = dead_addr().port().to_string();
+    // pg_ctl starts the server in the background and waits (-w) until it
+    // accepts; the guard stops it (immediate mode) however the test ends.
+    let options = format!("-p {port} -h 127.0.0.1 -k {}", data.display());
+    let started = as_postgres("pg_ctl")
+        .args(["-D"])
+        .arg(&data)
+        .args(["-o", &options, "-l"])
+        .arg(data.join("log"))
+        .args(["-w", "start"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run pg_ctl start");
+    assert!(started.success(), "pg_ctl start failed");
+    struct Stop<F: FnMut()>(F);
+    impl<F: FnMut()> Drop for Stop<F> {
+        fn drop(&mut self) {
+            (self.0)();
+        }
+    }
+    let _postgres = Stop(|| {
+        let _ = as_postgres("pg_ctl")
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&data);
+    });
+    let upstream = format!("127.0.0.1:{port}");
+    support::wait_until("postgres accepts", || TcpStream::connect(&upstream).is_ok());
+    let proxy = spawn_proxy(Proxy::builder().upstream(&upstream));
+    // postgres may accept before it is ready: retry psql a bounded number of times.
+    let deadline = Instant::now() + WAIT;
+    let out = loop {
+        let out = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p"])
+            .arg(proxy.local_addr().port().to_string())
+            .args(["-U", "postgres", "-tA", "-c", "select 1"])
+            .output()
+            .expect("run psql");
+        if out.status.success() || Instant::now() > deadline {
+            break out;
+        }
+        thread::sleep(Duration::from_millis(200)); // poll interval while postgres starts
+    };
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1", "{out:?}");
+    proxy.shutdown();
+}
