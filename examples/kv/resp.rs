@@ -89,7 +89,8 @@ impl Resp {
     /// An array request at the start of `buf`, from its header on or, when
     /// `resume` says where an earlier look stopped, from there.
     fn array(&self, buf: &[u8], resume: Option<Progress>) -> Result<Option<Decoded>, FrameError> {
-        let (mut pos, mut remaining) = match resume {
+        // Nothing saved before the header was whole: read it again.
+        let (mut pos, mut remaining) = match resume.filter(|saved| saved.remaining > 0) {
             Some(saved) => (saved.pos, saved.remaining),
             None => match header(buf, 0, "invalid multibulk length")? {
                 None => return self.incomplete(buf, 0, 0, buf.len() + 1),

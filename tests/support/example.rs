@@ -1,4 +1,5 @@
-//! The `rpc` example's binary, for tests that run it as a process.
+//! The examples' binaries (`rpc`, `kv`), for tests that run them as
+//! processes.
 //!
 //! Cargo builds examples for `cargo test` but not for a targeted
 //! `cargo test --test NAME`, so the first call builds it (with the cargo
@@ -15,6 +16,12 @@ use std::sync::OnceLock;
 pub fn rpc_exe() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| build_example("rpc"))
+}
+
+/// Path of the built `kv` example, built on the first call.
+pub fn kv_exe() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| build_example("kv"))
 }
 
 /// Builds example `name` and returns the path of its binary.
