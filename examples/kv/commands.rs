@@ -77,36 +77,41 @@ static COMMANDS: [Spec; 21] = [
 
 /// The command called `name`, in any case.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    let mut buf = [0u8; 8]; // the longest name, "flushall"
-    let lower = buf.get_mut(..name.len())?;
-    lower.copy_from_slice(name);
-    lower.make_ascii_lowercase();
-    let cmd = match &*lower {
-        b"ping" => Cmd::Ping,
-        b"echo" => Cmd::Echo,
-        b"get" => Cmd::Get,
-        b"set" => Cmd::Set,
-        b"del" => Cmd::Del,
-        b"exists" => Cmd::Exists,
-        b"incr" => Cmd::Incr,
-        b"incrby" => Cmd::IncrBy,
-        b"decr" => Cmd::Decr,
-        b"decrby" => Cmd::DecrBy,
-        b"mget" => Cmd::MGet,
-        b"mset" => Cmd::MSet,
-        b"expire" => Cmd::Expire,
-        b"ttl" => Cmd::Ttl,
-        b"dbsize" => Cmd::DbSize,
-        b"flushall" => Cmd::FlushAll,
-        b"config" => Cmd::Config,
-        b"multi" => Cmd::Multi,
-        b"exec" => Cmd::Exec,
-        b"discard" => Cmd::Discard,
-        b"quit" => Cmd::Quit,
-        _ => return None,
-    };
-    Some(&COMMANDS[cmd as usize])
+    if name.is_empty() || name.len() > 8 {
+        return None;
+    }
+    // The name as one word, lower case: `| 0x20` turns `A`-`Z` into
+    // `a`-`z` and no other byte into a letter, and every command name is
+    // letters only: a name matches exactly when its word does.
+    // Built in a register: bytes stored to memory and read back as one
+    // word would stall the load.
+    let word = name
+        .iter()
+        .rev()
+        .fold(0u64, |word, &byte| (word << 8) | u64::from(byte | 0x20));
+    WORDS
+        .iter()
+        .position(|&known| known == word)
+        .map(|i| &COMMANDS[i])
 }
+
+/// Each command's name as [`lookup`]'s word: its bytes, zero-padded to 8.
+static WORDS: [u64; COMMANDS.len()] = {
+    let mut words = [0u64; COMMANDS.len()];
+    let mut i = 0;
+    while i < COMMANDS.len() {
+        let name = COMMANDS[i].name.as_bytes();
+        let mut bytes = [0u8; 8];
+        let mut j = 0;
+        while j < name.len() {
+            bytes[j] = name[j];
+            j += 1;
+        }
+        words[i] = u64::from_le_bytes(bytes);
+        i += 1;
+    }
+    words
+};
 
 /// The command `args` calls, if it exists and gets a valid number of
 /// arguments; otherwise Redis's error goes to `out` and `Err` carries the

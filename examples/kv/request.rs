@@ -43,9 +43,13 @@ pub fn parse(
 
 /// The bulk strings of an array request, as the codec checked it.
 fn array(frame: &[u8], ranges: &mut Vec<Range<usize>>) -> Option<()> {
-    let (count, mut pos) = number_line(frame, 1)?;
+    let Line::Number(count, mut pos) = number_line(frame, 1) else {
+        return None;
+    };
     for _ in 0..count.max(0) {
-        let (len, data) = number_line(frame, pos.checked_add(1)?)?;
+        let Line::Number(len, data) = number_line(frame, pos.checked_add(1)?) else {
+            return None;
+        };
         let end = data.checked_add(usize::try_from(len).ok()?)?;
         frame.get(data..end)?;
         ranges.push(data..end);
@@ -54,11 +58,51 @@ fn array(frame: &[u8], ranges: &mut Vec<Range<usize>>) -> Option<()> {
     Some(())
 }
 
-/// The number from `from` to the next `\r\n`, and where the next line starts.
-fn number_line(frame: &[u8], from: usize) -> Option<(i64, usize)> {
-    let rest = frame.get(from..)?;
-    let cr = rest.iter().position(|&byte| byte == b'\r')?;
-    Some((parse_i64(&rest[..cr])?, from + cr + 2))
+/// What [`number_line`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Line {
+    /// The number, and where the next line starts.
+    Number(i64, usize),
+    /// The line has not fully arrived yet.
+    Incomplete,
+    /// Not a number ([`parse_i64`]'s rules) followed by `\r\n`.
+    Invalid,
+}
+
+/// The number written from `from` up to `\r\n` (a `*N` or `$N` line
+/// without its first byte), read in one pass; [`parse_i64`]'s rules.
+pub fn number_line(buf: &[u8], from: usize) -> Line {
+    let negative = buf.get(from) == Some(&b'-');
+    let digits = from + usize::from(negative);
+    let mut at = digits;
+    let mut value: u64 = 0;
+    loop {
+        match buf.get(at) {
+            // 19 digits at most: an i64's; and no overflow in a u64.
+            Some(&digit @ b'0'..=b'9') if at - digits < 19 => {
+                value = value * 10 + u64::from(digit - b'0');
+                at += 1;
+            }
+            Some(b'\r') => break,
+            Some(_) => return Line::Invalid,
+            None => return Line::Incomplete,
+        }
+    }
+    // No digits, a leading zero (but "0" itself), "-0".
+    let first = buf.get(digits).copied();
+    if at == digits || (first == Some(b'0') && (at - digits > 1 || negative)) {
+        return Line::Invalid;
+    }
+    let value = if negative {
+        0i64.checked_sub_unsigned(value)
+    } else {
+        i64::try_from(value).ok()
+    };
+    match (value, buf.get(at + 1)) {
+        (Some(value), Some(b'\n')) => Line::Number(value, at + 2),
+        (Some(_), None) => Line::Incomplete,
+        _ => Line::Invalid,
+    }
 }
 
 /// Whitespace that ends an argument outside quotes (as Redis's

@@ -27,7 +27,7 @@ use std::cell::Cell;
 
 use syncnet::frame::{Codec, Decoded, FrameError};
 
-use crate::request::parse_i64;
+use crate::request::{Line, number_line};
 
 /// The longest inline command, its line ending not counted: 64 KiB (Redis's
 /// `PROTO_INLINE_MAX_SIZE`).
@@ -35,9 +35,6 @@ pub const MAX_INLINE: usize = 64 * 1024;
 
 /// The most elements one request array may have (Redis 6's limit).
 pub const MAX_ELEMENTS: i64 = 1024 * 1024;
-
-/// The most characters between `*` or `$` and `\r\n`: an `i64` has at most 20.
-const MAX_DIGITS: usize = 20;
 
 /// The largest whole request (an array with all its bulk strings) read
 /// with bulk strings of up to `max_value` bytes: 64 MiB, or more when two
@@ -50,8 +47,9 @@ pub fn request_limit(max_value: usize) -> usize {
 ///
 /// A codec serves one connection. It remembers how far its last look into
 /// an unfinished array got, so that a large request arriving in many reads
-/// is scanned once, not once per read ([`Codec::resume_decode`]); that
-/// memory never changes what it decodes.
+/// is scanned once, not once per read ([`Codec::resume_decode`]), and the
+/// request it last found, which the reader asks for twice; that memory
+/// never changes what it decodes.
 #[derive(Debug)]
 pub struct Resp {
     /// The longest bulk string: `--max-value`.
@@ -60,6 +58,24 @@ pub struct Resp {
     max_request: usize,
     /// Where the last look into an unfinished array stopped.
     progress: Cell<Progress>,
+    /// The request the last call found, if it found one.
+    found: Cell<Option<Found>>,
+}
+
+/// A request found in a buffer, remembered by the buffer's address and
+/// length: the reader asks twice about the same request (first whether
+/// one is buffered, then for it), and the second answer is this one.
+///
+/// Only the call right after the one that found it may use it, once. The
+/// reader changes its buffer's bytes only after a call that found nothing,
+/// and after taking a request it asks about the bytes after it, at another
+/// address: the same address and length always mean the same bytes.
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    address: usize,
+    len: usize,
+    frame_end: usize,
+    consumed: usize,
 }
 
 /// How far a look into an unfinished array got.
@@ -83,7 +99,41 @@ impl Resp {
             max_bulk,
             max_request: request_limit(max_bulk),
             progress: Cell::new(Progress::default()),
+            found: Cell::new(None),
         }
+    }
+
+    /// The request at the start of `buf`, from [`Found`] when the last
+    /// call found it; `checked` as in [`Codec::resume_decode`].
+    fn look(&self, buf: &[u8], checked: usize) -> Result<Option<Decoded>, FrameError> {
+        let (address, len) = (buf.as_ptr() as usize, buf.len());
+        if let Some(found) = self.found.take()
+            && (found.address, found.len) == (address, len)
+        {
+            return Ok(Some(Decoded {
+                frame: 0..found.frame_end,
+                consumed: found.consumed,
+            }));
+        }
+        let saved = self.progress.get();
+        let result = match buf.first() {
+            None => Ok(None),
+            Some(b'*') if checked > 0 && saved.seen == checked => self.array(buf, Some(saved)),
+            Some(b'*') => {
+                self.progress.set(Progress::default());
+                self.array(buf, None)
+            }
+            Some(_) => inline(buf, checked),
+        };
+        if let Ok(Some(decoded)) = &result {
+            self.found.set(Some(Found {
+                address,
+                len,
+                frame_end: decoded.frame.end,
+                consumed: decoded.consumed,
+            }));
+        }
+        result
     }
 
     /// An array request at the start of `buf`, from its header on or, when
@@ -196,22 +246,10 @@ fn inline(buf: &[u8], from: usize) -> Result<Option<Decoded>, FrameError> {
 /// is the `*` or `$`) and where the next line starts; `None` when the line
 /// is not complete yet; `invalid` as the error when it is not a number.
 fn header(buf: &[u8], at: usize, invalid: &str) -> Result<Option<(i64, usize)>, FrameError> {
-    let digits = at + 1;
-    let window = buf.get(digits..).unwrap_or_default();
-    let window = &window[..window.len().min(MAX_DIGITS + 1)];
-    let Some(cr) = window.iter().position(|&byte| byte == b'\r') else {
-        if window.len() > MAX_DIGITS {
-            return Err(malformed(invalid));
-        }
-        return Ok(None);
-    };
-    match buf.get(digits + cr + 1) {
-        None => Ok(None),
-        Some(b'\n') => match parse_i64(&window[..cr]) {
-            Some(n) => Ok(Some((n, digits + cr + 2))),
-            None => Err(malformed(invalid)),
-        },
-        Some(_) => Err(malformed(invalid)),
+    match number_line(buf, at + 1) {
+        Line::Number(n, next) => Ok(Some((n, next))),
+        Line::Incomplete => Ok(None),
+        Line::Invalid => Err(malformed(invalid)),
     }
 }
 
@@ -240,24 +278,14 @@ impl Codec for Resp {
     }
 
     fn decode(&self, buf: &[u8]) -> Result<Option<Decoded>, FrameError> {
-        self.progress.set(Progress::default());
-        match buf.first() {
-            None => Ok(None),
-            Some(b'*') => self.array(buf, None),
-            Some(_) => inline(buf, 0),
-        }
+        self.look(buf, 0)
     }
 
     /// Goes on where the last look stopped: for an inline command, the
     /// search for `\n` after `checked`; for an array, the element it was
     /// waiting for.
     fn resume_decode(&self, buf: &[u8], checked: usize) -> Result<Option<Decoded>, FrameError> {
-        let saved = self.progress.get();
-        match buf.first() {
-            Some(b'*') if checked > 0 && saved.seen == checked => self.array(buf, Some(saved)),
-            Some(b'*') | None => self.decode(buf),
-            Some(_) => inline(buf, checked),
-        }
+        self.look(buf, checked)
     }
 
     /// For an array, up to the end of the bulk string being received, so
