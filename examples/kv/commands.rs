@@ -177,6 +177,7 @@ fn failed(out: &mut Vec<u8>, text: &str) -> Answer {
     Answer::Error(RequestErrorKind::Handler)
 }
 
+/// Redis's error for an argument or a value that is not an `i64`.
 const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
 
 /// Runs the store command `spec` with `args` (checked by [`check`]) on
