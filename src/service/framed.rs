@@ -184,6 +184,11 @@ impl<P: Protocol> Connection<'_, P> {
         let (conn_id, peer) = (self.conn_id, self.peer);
         let protocol = &self.service.protocol;
         let timeout = self.service.request_timeout;
+        // When the next request was already buffered as the last one was
+        // answered (and no write came between): the time that answer was
+        // done, which is when the next one counts as received. One clock
+        // read per pipelined request instead of two.
+        let mut buffered_at: Option<Instant> = None;
         loop {
             let frame = match requests.read_frame() {
                 Ok(Some(frame)) => frame,
@@ -195,7 +200,7 @@ impl<P: Protocol> Connection<'_, P> {
                 }
                 Err(error) => return self.refuse_frame(requests, error),
             };
-            let received = Instant::now();
+            let received = buffered_at.take().unwrap_or_else(Instant::now);
             let cx = RequestContext {
                 conn_id,
                 peer,
@@ -233,7 +238,9 @@ impl<P: Protocol> Connection<'_, P> {
                     answer
                 }
             };
-            self.counts.request(received.elapsed().as_secs_f64());
+            let done = Instant::now();
+            self.counts
+                .request(done.saturating_duration_since(received).as_secs_f64());
             if let Answer::Error(kind) = answer {
                 self.counts.error(kind);
             }
@@ -251,8 +258,10 @@ impl<P: Protocol> Connection<'_, P> {
             if answer == Answer::Close {
                 return self.write_out(requests);
             }
-            if self.out.len() >= OUT_HIGH_WATER || !requests.has_buffered_frame() {
+            if !requests.has_buffered_frame() || self.out.len() >= OUT_HIGH_WATER {
                 self.write_out(requests)?;
+            } else {
+                buffered_at = Some(done);
             }
         }
     }

@@ -139,7 +139,9 @@ impl RequestContext {
         self.peer
     }
 
-    /// When the request's frame was read.
+    /// When the request was received: when its frame was read or, for a
+    /// pipelined request already buffered when the one before it was
+    /// answered, when that answer was done (one clock read serves both).
     pub fn received(&self) -> Instant {
         self.received
     }

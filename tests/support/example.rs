@@ -1,5 +1,5 @@
-//! The examples' binaries (`rpc`, `echo_client`, `ingest`), for tests that
-//! run them as processes.
+//! The examples' binaries (`rpc`, `echo_client`, `ingest`, `kv`), for tests
+//! that run them as processes.
 //!
 //! Cargo builds examples for `cargo test` but not for a targeted
 //! `cargo test --test NAME`, so the first call builds it (with the cargo
@@ -28,6 +28,12 @@ pub fn echo_client_exe() -> &'static Path {
 pub fn ingest_exe() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| build_example("ingest"))
+}
+
+/// Path of the built `kv` example, built on the first call.
+pub fn kv_exe() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| build_example("kv"))
 }
 
 /// Builds example `name` and returns the path of its binary.
