@@ -263,6 +263,38 @@ impl LocalRequestMetrics {
     }
 }
 
+/// Registers every collector `make` returns in `registry`, or none of them:
+/// on the first failure the ones already registered are taken out again
+/// (`make` is called again for their handles). The error names the metric
+/// and the builder method `setting` that asked for it.
+///
+/// # Errors
+/// [`Error::Config`](crate::Error::Config), e.g. when a name is already
+/// registered (`owner` says what there may be one of per registry).
+pub(crate) fn register_all(
+    registry: &Registry,
+    make: impl Fn() -> Vec<Box<dyn prometheus::core::Collector>>,
+    setting: &str,
+    owner: &str,
+) -> Result<(), crate::Error> {
+    for (done, collector) in make().into_iter().enumerate() {
+        let name = collector
+            .desc()
+            .first()
+            .map_or_else(String::new, |d| d.fq_name.clone());
+        if let Err(e) = registry.register(collector) {
+            for registered in make().into_iter().take(done) {
+                let _ = registry.unregister(registered);
+            }
+            return Err(crate::Error::config(
+                setting,
+                format!("cannot register {name}: {e} (one {owner} per registry)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metrics").finish_non_exhaustive()

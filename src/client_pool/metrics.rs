@@ -84,22 +84,12 @@ impl PoolMetrics {
     /// # Errors
     /// [`Error::Config`] naming the metric that could not be registered.
     pub(super) fn register(&self, registry: &Registry) -> Result<(), Error> {
-        for (done, collector) in self.collectors().into_iter().enumerate() {
-            let name = collector
-                .desc()
-                .first()
-                .map_or_else(String::new, |d| d.fq_name.clone());
-            if let Err(e) = registry.register(collector) {
-                for registered in self.collectors().into_iter().take(done) {
-                    let _ = registry.unregister(registered);
-                }
-                return Err(Error::config(
-                    "ClientPoolBuilder::metrics",
-                    format!("cannot register {name}: {e} (one ClientPool per registry)"),
-                ));
-            }
-        }
-        Ok(())
+        crate::metrics::register_all(
+            registry,
+            || self.collectors().into_iter().collect(),
+            "ClientPoolBuilder::metrics",
+            "ClientPool",
+        )
     }
 
     /// Handles on every metric, as the registry takes them.

@@ -76,22 +76,12 @@ impl UpstreamMetrics {
     /// # Errors
     /// [`Error::Config`] naming the metric already registered (one proxy per registry).
     pub(super) fn register(&self, registry: &Registry) -> Result<(), Error> {
-        for (done, collector) in self.collectors().into_iter().enumerate() {
-            let name = collector
-                .desc()
-                .first()
-                .map_or_else(String::new, |d| d.fq_name.clone());
-            if let Err(e) = registry.register(collector) {
-                for registered in self.collectors().into_iter().take(done) {
-                    let _ = registry.unregister(registered);
-                }
-                return Err(Error::config(
-                    "ProxyBuilder::metrics",
-                    format!("cannot register {name}: {e} (one Proxy per registry)"),
-                ));
-            }
-        }
-        Ok(())
+        crate::metrics::register_all(
+            registry,
+            || self.collectors().into_iter().collect(),
+            "ProxyBuilder::metrics",
+            "Proxy",
+        )
     }
 
     /// Handles on every metric, as the registry takes them.
