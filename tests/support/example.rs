@@ -1,5 +1,5 @@
-//! The examples' binaries (`rpc`, `echo_client`, `ingest`, `kv`), for tests
-//! that run them as processes.
+//! The examples' binaries (`rpc`, `echo_client`, `ingest`, `kv`,
+//! `proxy_by_name`), for tests that run them as processes.
 //!
 //! Cargo builds examples for `cargo test` but not for a targeted
 //! `cargo test --test NAME`, so the first call builds it (with the cargo
@@ -87,4 +87,10 @@ fn build_example(name: &str) -> PathBuf {
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(exe.exists(), "no example binary at {}", exe.display());
     exe
+}
+
+/// Path of the built `proxy_by_name` example, built on the first call.
+pub fn proxy_by_name_exe() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| build_example("proxy_by_name"))
 }
