@@ -4,8 +4,6 @@
 //! nothing once warm, and `has_buffered_frame` lets a request loop answer a
 //! pipelined burst with one `write`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{self, Read, Write};
 
 use syncnet::frame::{
@@ -15,66 +13,12 @@ use syncnet::frame::{
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
 
-thread_local! {
-    // Per thread, so tests running in parallel do not count each other.
-    // Const-initialized and without destructor: using them never allocates.
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-    static BYTES: Cell<usize> = const { Cell::new(0) };
-}
-
-/// The system allocator, counting this thread's allocations and their bytes.
-struct Counting;
-
-fn count(bytes: usize) {
-    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-    let _ = BYTES.try_with(|n| n.set(n.get() + bytes));
-}
-
-// `unsafe` is needed here, in this test binary only (the crate itself
-// forbids it): implementing `GlobalAlloc` is an unsafe trait.
-// SAFETY: every call is passed unchanged to `System`, which upholds the
-// contract; counting touches only the thread-locals above.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size());
-        // SAFETY: same contract as ours, forwarded.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count(layout.size());
-        // SAFETY: same contract as ours, forwarded.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size);
-        // SAFETY: same contract as ours, forwarded.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours, forwarded.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "support/allocations.rs"]
+mod allocations;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: allocations::Counting = allocations::Counting;
 
-/// Runs `f`, returning its result and how many allocations (and bytes) this
-/// thread made meanwhile.
-fn allocations<T>(f: impl FnOnce() -> T) -> (T, usize, usize) {
-    let (count_before, bytes_before) = (ALLOCATIONS.get(), BYTES.get());
-    let result = f();
-    (
-        result,
-        ALLOCATIONS.get() - count_before,
-        BYTES.get() - bytes_before,
-    )
-}
-
-/// A length-prefixed frame header.
 fn header(len: usize) -> [u8; 4] {
     u32::try_from(len).expect("a u32 length").to_be_bytes()
 }
@@ -84,7 +28,7 @@ fn a_64_mib_claim_against_a_1_mib_limit_is_refused_without_allocating_it() {
     let mut input = header(64 * MIB).to_vec();
     input.extend_from_slice(&[0u8; 4 * KIB]); // the start of the "body"
 
-    let ((result, capacity), _, bytes) = allocations(|| {
+    let ((result, capacity), _, bytes) = allocations::measure(|| {
         let mut reader = FrameReader::new(&input[..], LengthPrefixed::new(MIB));
         let result = reader.read_frame().map(|frame| frame.map(<[u8]>::to_vec));
         (result, reader.buffer_capacity())
@@ -105,7 +49,7 @@ fn the_allocation_count_is_real_a_legal_1_mib_claim_gets_its_buffer() {
     // The counterpart of the test above: a claim within the limit does grow
     // the buffer, and the counter sees it.
     let input = header(MIB);
-    let (result, _, bytes) = allocations(|| {
+    let (result, _, bytes) = allocations::measure(|| {
         let mut reader = FrameReader::new(&input[..], LengthPrefixed::new(MIB));
         reader.read_frame().map(|frame| frame.map(<[u8]>::len))
     });
@@ -120,7 +64,7 @@ fn the_allocation_count_is_real_a_legal_1_mib_claim_gets_its_buffer() {
 fn a_100_kib_line_against_a_4_kib_limit_is_too_large() {
     let mut input = vec![b'a'; 100 * KIB];
     input.push(b'\n');
-    let ((result, capacity, limit), _, bytes) = allocations(|| {
+    let ((result, capacity, limit), _, bytes) = allocations::measure(|| {
         let mut reader = FrameReader::new(&input[..], Lines::new(4 * KIB));
         let result = reader.read_frame().map(|frame| frame.map(<[u8]>::len));
         (result, reader.buffer_capacity(), reader.buffer_limit())
@@ -278,7 +222,7 @@ fn reading_frames_allocates_nothing_once_warm() {
         for _ in 0..100 {
             reader.read_frame().unwrap();
         }
-        let (total, count, _) = allocations(|| {
+        let (total, count, _) = allocations::measure(|| {
             (0..1000)
                 .map(|_| reader.read_frame().unwrap().map_or(0, <[u8]>::len))
                 .sum::<usize>()
@@ -291,7 +235,7 @@ fn reading_frames_allocates_nothing_once_warm() {
         for _ in 0..100 {
             reader.read_frame().unwrap();
         }
-        let (_, count, _) = allocations(|| {
+        let (_, count, _) = allocations::measure(|| {
             for _ in 0..1000 {
                 reader.read_frame().unwrap();
             }
@@ -314,7 +258,7 @@ fn writing_frames_allocates_nothing_once_warm() {
     for _ in 0..3 {
         burst(&mut writer);
     }
-    let (_, count, _) = allocations(|| {
+    let (_, count, _) = allocations::measure(|| {
         for _ in 0..25 {
             burst(&mut writer); // 1000 frames
         }
@@ -371,7 +315,7 @@ fn a_request_loop_allocates_nothing_once_warm() {
     for _ in 0..100 {
         step().unwrap();
     }
-    let (_, count, _) = allocations(|| {
+    let (_, count, _) = allocations::measure(|| {
         for _ in 0..1000 {
             step().unwrap();
         }

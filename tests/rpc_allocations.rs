@@ -16,84 +16,15 @@ mod protocol;
 #[path = "../examples/rpc/upstream.rs"]
 mod upstream;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::io::{self, Read, Write};
-
+use allocations::Wire;
 use protocol::JsonRpc;
 use syncnet::service::FramedService;
 
-thread_local! {
-    // Per thread, so tests running in parallel do not count each other.
-    // Const-initialized and without destructor: using it never allocates.
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-/// The system allocator, counting this thread's allocations.
-struct Counting;
-
-fn count() {
-    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-}
-
-// `unsafe` is needed here, in this test binary only (the crate itself
-// forbids it): implementing `GlobalAlloc` is an unsafe trait.
-// SAFETY: every call is passed unchanged to `System`, which upholds the
-// contract; counting touches only the thread-local above.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as ours, forwarded.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as ours, forwarded.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: same contract as ours, forwarded.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours, forwarded.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "support/allocations.rs"]
+mod allocations;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// Reads `input` at most `chunk` bytes at a time (so every burst is the
-/// same size); counts and drops what is written.
-struct Wire<'a> {
-    input: &'a [u8],
-    chunk: usize,
-    written: usize,
-}
-
-impl Read for Wire<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = buf.len().min(self.chunk).min(self.input.len());
-        buf[..n].copy_from_slice(&self.input[..n]);
-        self.input = &self.input[n..];
-        Ok(n)
-    }
-}
-
-impl Write for Wire<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.written += buf.len();
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+static ALLOCATOR: allocations::Counting = allocations::Counting;
 
 /// `requests`, each framed, `rounds` times over.
 fn wire(requests: &[&[u8]], rounds: usize) -> Vec<u8> {
@@ -115,9 +46,10 @@ fn serve(service: &FramedService<JsonRpc>, requests: &[&[u8]], rounds: usize) ->
         chunk: 700,
         written: 0,
     };
-    let before = ALLOCATIONS.get();
-    service.serve_stream(&mut wire).expect("served to the end");
-    (ALLOCATIONS.get() - before, wire.written)
+    let ((), allocations, _) = allocations::measure(|| {
+        service.serve_stream(&mut wire).expect("served to the end");
+    });
+    (allocations, wire.written)
 }
 
 /// The allocations of serving `requests` 1100 times over, minus those of
