@@ -26,7 +26,18 @@ fn main() -> ExitCode {
         Some(flag) if flag.starts_with('-') => args.insert(1, "serve".into()),
         Some(_) => {}
     }
-    let cli = Cli::parse_from(args);
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => match cli::env_value_error(&e, &args) {
+            // A bad value from the environment is a configuration error:
+            // one plain line naming the variable.
+            Some(message) => {
+                eprintln!("syncnet: error: {message}");
+                return ExitCode::from(2);
+            }
+            None => e.exit(),
+        },
+    };
     let result = match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Proxy(args) => proxy(*args),

@@ -24,6 +24,36 @@ fn a_workers_value_that_is_not_a_number_is_a_usage_error_naming_the_flag() {
 }
 
 #[test]
+fn a_bad_value_from_the_environment_names_the_variable() {
+    for (subcommand, var, value) in [
+        ("serve", "SYNCNET_WORKERS", "abc"),
+        ("serve", "SYNCNET_IDLE_TIMEOUT", "soon"),
+        ("proxy", "SYNCNET_CONNECT_TIMEOUT", "soon"),
+    ] {
+        let mut cmd = command();
+        cmd.args([subcommand, "--listen", "127.0.0.1:0", "--admin", "off"]);
+        if subcommand == "proxy" {
+            cmd.args(["--upstream", "127.0.0.1:1"]);
+        }
+        cmd.env(var, value);
+        let out = run(cmd, b"");
+        assert_eq!(out.code(), 2, "{var}: {out:?}");
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        assert!(out.stderr.starts_with("syncnet: error: "), "{}", out.stderr);
+        assert!(out.stderr.contains(var), "{var} not named: {}", out.stderr);
+        assert!(out.stderr.contains(value), "{}", out.stderr);
+    }
+    // The same variable with the flag on the command line: the flag wins and
+    // a bad flag value is clap's usage error naming the flag.
+    let mut cmd = serve_command();
+    cmd.args(["--workers", "x"]).env("SYNCNET_WORKERS", "abc");
+    let out = run(cmd, b"");
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert!(out.stderr.contains("'x' for '--workers"), "{}", out.stderr);
+    assert!(!out.stderr.contains("SYNCNET_WORKERS"), "{}", out.stderr);
+}
+
+#[test]
 fn zero_workers_is_a_usage_error_naming_the_flag() {
     let out = serve_fails(&["--workers", "0"]); // with --log-format json
     assert_eq!(out.code(), 2, "{out:?}");

@@ -57,6 +57,47 @@ fn duration(text: &str) -> Result<Duration, String> {
     syncnet::parse_duration(text)
 }
 
+/// When clap rejected a value that came from an environment variable (the
+/// flag itself is not on the command line), the one-line configuration error
+/// that names the variable: `invalid value 'abc' for SYNCNET_WORKERS (--workers
+/// <N>): invalid digit found in string`. `None` for every other error, which
+/// keeps clap's own wording.
+pub fn env_value_error(error: &clap::Error, args: &[std::ffi::OsString]) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        error.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return None;
+    }
+    let Some(ContextValue::String(shown)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    // `--workers <N>` → `workers`.
+    let long = shown.strip_prefix("--")?.split([' ', '=']).next()?;
+    let given = |arg: &std::ffi::OsString| {
+        arg.to_str().is_some_and(|a| {
+            a.strip_prefix("--")
+                .is_some_and(|a| a == long || a.starts_with(&format!("{long}=")))
+        })
+    };
+    if args.iter().any(given) {
+        return None;
+    }
+    let subcommand = args.get(1)?.to_str()?;
+    let command = Cli::command();
+    let arg = command
+        .find_subcommand(subcommand)?
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))?;
+    let env = arg.get_env()?.to_str()?;
+    std::env::var_os(env)?;
+    // clap's first line: `error: invalid value 'abc' for '--workers <N>': why`.
+    let rendered = error.to_string();
+    let first = rendered.lines().next()?.trim_start_matches("error: ");
+    Some(first.replacen(&format!("'{shown}'"), &format!("{env} ({shown})"), 1))
+}
+
 /// The binary's wording of an error. The library names a setting by its
 /// field, quoted (`` `workers` ``, `` `tls.cert` ``); here each becomes the
 /// flag that sets it (`--workers`, `--tls-cert`). Then come the error's
