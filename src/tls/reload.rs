@@ -33,7 +33,7 @@ use super::settings::{TlsConfigError, TlsSettings};
 
 /// How often the watcher looks at the files: a change is in force for new
 /// handshakes about this long after it is made.
-pub(crate) const POLL_INTERVAL: Duration = Duration::from_secs(1);
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The metrics of a listener's TLS files (`docs/reference.md`, "Metrics"):
 /// how their reloads went and when the certificate in force expires.
