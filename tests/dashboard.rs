@@ -2,7 +2,7 @@
 //! scrapes, every second, `syncnet serve` with TLS and the `rpc` example;
 //! the test drives traffic that includes each rejection and close reason the
 //! panels show (denied, per-IP limit, rate limit, overload, TLS handshake
-//! failures; clean closes and idle timeouts) and rpc requests, then runs
+//! failures; clean closes, resets and idle timeouts) and rpc requests, then runs
 //! every panel's query of `deploy/grafana-dashboard.json` through
 //! Prometheus's HTTP API and requires each to return a sample with a value.
 //! Skipped when `prometheus` is not installed (a failure when CI=true).
@@ -344,6 +344,12 @@ fn drive_serve(addr: SocketAddr, config: &Arc<ClientConfig>) -> Vec<Box<dyn Send
         let _ = tls.sock.shutdown(Shutdown::Write);
         until_closed(&mut tls);
     }
+    // error: a session the client resets (SO_LINGER 0, then close).
+    let tls = tls_session(Ipv4Addr::new(127, 0, 1, 4), addr, config);
+    socket2::SockRef::from(&tls.sock)
+        .set_linger(Some(Duration::ZERO))
+        .expect("set SO_LINGER");
+    drop(tls);
     // idle_timeout: a session that goes quiet (closed after 2 s).
     kept.push(Box::new(tls_session(
         Ipv4Addr::new(127, 0, 1, 10),
@@ -484,7 +490,7 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
         got.is_superset(&want_rejected),
         "rejections by reason: {got:?}, wanted {want_rejected:?}: {rejected:?}"
     );
-    let want_closed: BTreeSet<String> = ["eof", "idle_timeout"].map(str::to_owned).into();
+    let want_closed: BTreeSet<String> = ["eof", "error", "idle_timeout"].map(str::to_owned).into();
     let closed = prometheus.poll(
         "sum by (reason) (increase(syncnet_connections_closed_total[1m]))",
         deadline,
