@@ -124,7 +124,8 @@
 //!
 //! `info`: start-up, one line per closed connection, shutdown steps.
 //! `warn`: rejected connections and accept errors (at most one line per
-//! second per reason). `error`: handler panics. `debug`: connection opened.
+//! second per reason). `error`: handler panics, TLS files that changed but
+//! do not load. `debug`: connection opened.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -61,6 +61,8 @@ impl Builder {
         self
     }
     /// Serve TLS with these files (mTLS when `client_ca` is set). Defaults to plain TCP.
+    /// While the server runs, new handshakes use the files as they are on
+    /// disk, checked every second (certificate rotation: `docs/reference.md`).
     pub fn tls(mut self, settings: TlsSettings) -> Self {
         self.config.tls = Some(settings);
         self

@@ -39,6 +39,7 @@ use crate::logging::LogEvery;
 use crate::metrics::{Metrics, RejectReason};
 use crate::pool::{Pool, PoolConfig, PoolShared};
 use crate::timer::FifoTimer;
+use crate::tls::{LiveConfig, TlsMetrics, Watcher};
 use crate::{Error, admin, panics};
 use admission::Admission;
 use builder::{bind, local_addr_of};
@@ -73,8 +74,9 @@ where
 #[derive(Debug)]
 pub struct Server {
     config: ServerConfig,
-    /// The TLS configuration built from `config.tls`, checked at build time.
-    tls: Option<Arc<rustls::ServerConfig>>,
+    /// The TLS configuration built from `config.tls`, checked at build time
+    /// and reloaded while running when its files change.
+    tls: Option<Arc<LiveConfig>>,
     listener: TcpListener,
     admin_listener: Option<TcpListener>,
     local_addr: SocketAddr,
@@ -112,13 +114,15 @@ impl Server {
             set_connection_options(SockRef::from(&listener), &config)
                 .map_err(|e| Error::io(format!("setting socket options on {local}"), e))?;
         }
+        let metrics = Arc::new(Metrics::new(config.workers));
         let tls = match &config.tls {
-            Some(settings) => {
-                Some(crate::tls::server_config(settings).map_err(|e| Error::Tls {
-                    setting: e.flag(),
-                    message: e.to_string(),
-                })?)
-            }
+            Some(settings) => Some(Arc::new(
+                LiveConfig::load(settings.clone(), TlsMetrics::register(metrics.registry()))
+                    .map_err(|e| Error::Tls {
+                        setting: e.flag(),
+                        message: e.to_string(),
+                    })?,
+            )),
             None => None,
         };
         let admin_listener = match &config.admin {
@@ -134,7 +138,7 @@ impl Server {
             local_addr,
             admin_addr,
             reject_reply: None,
-            metrics: Arc::new(Metrics::new(config.workers)),
+            metrics,
             config,
         })
     }
@@ -247,6 +251,15 @@ impl Server {
         if config.proxy_protocol && config.trusted_proxies.is_empty() && config.log_connections {
             log::warn!(target: "syncnet::server", "--proxy-protocol without --trusted-proxy: any peer may claim any client address");
         }
+        // Certificate rotation: rebuilds the TLS configuration when its files change.
+        let tls_watcher = tls
+            .as_ref()
+            .map(|live| Watcher::start(Arc::clone(live)))
+            .transpose()
+            .map_err(|source| Error::Thread {
+                what: "TLS reload",
+                source,
+            })?;
         let lifecycle = Arc::new(Lifecycle::default());
         let service = Arc::new(ConnService {
             handler: Box::new(handler),
@@ -318,6 +331,7 @@ impl Server {
                 listener,
                 accept_thread,
                 pool: pool_shared,
+                tls_watcher,
             })),
         })
     }
@@ -328,6 +342,9 @@ struct Running {
     listener: Arc<TcpListener>,
     accept_thread: JoinHandle<()>,
     pool: Arc<PoolShared>,
+    /// Reloads the TLS files; the shutdown stops it (and waits for it)
+    /// after the drain.
+    tls_watcher: Option<Watcher>,
 }
 
 /// A running server started with [`Server::spawn`].

@@ -33,6 +33,7 @@ use crate::panics;
 use crate::pool::{Service, Waiting};
 use crate::proxy_protocol::{self, ProxyHeader};
 use crate::timer::FifoTimer;
+use crate::tls::LiveConfig;
 
 /// What every worker of one server shares to serve a connection.
 pub(crate) struct ConnService {
@@ -45,8 +46,9 @@ pub(crate) struct ConnService {
     pub(super) registry: Registry,
     /// Allow/deny, trusted proxies, per-IP limits.
     pub(super) admission: Admission,
-    /// `--tls-cert` and friends: `None` for plain TCP.
-    pub(super) tls: Option<Arc<rustls::ServerConfig>>,
+    /// `--tls-cert` and friends, reloaded when the files change: `None`
+    /// for plain TCP.
+    pub(super) tls: Option<Arc<LiveConfig>>,
     /// `--max-lifetime`: shuts each connection down when its time is up.
     pub(super) lifetime_timer: Option<FifoTimer<Weak<ConnShared>>>,
     /// One gate per reject reason: at most one log line a second each.
@@ -240,8 +242,10 @@ impl ConnService {
             opened.peer = client;
             opened.proxy_peer = Some(socket_peer);
         }
-        if let Some(config) = &self.tls {
-            let session = self.tls_handshake(shared, config).map_err(|mut refused| {
+        if let Some(live) = &self.tls {
+            // The configuration in force now; a reload does not affect it.
+            let config = live.current();
+            let session = self.tls_handshake(shared, &config).map_err(|mut refused| {
                 refused.client = opened.proxy_peer.map(|_| opened.peer);
                 refused
             })?;

@@ -77,6 +77,8 @@ impl ServerHandle {
             }
             // Handlers stuck outside socket calls are left behind after this.
             running.pool.wait_workers(Instant::now() + AFTER_DEADLINE);
+            // No handshake is left to start: stop reloading the TLS files.
+            drop(running.tls_watcher);
         }
         if let Some(admin) = &self.admin {
             admin.shutdown_with(Duration::ZERO, Duration::ZERO);

@@ -24,7 +24,7 @@ use super::{VERSIONS, provider};
 ///
 /// # Errors
 /// A [`TlsConfigError`] naming the flag and file, as for
-/// [`server_config`](super::server_config); also for a missing `--tls-ca`,
+/// [`server_config`](super::server::server_config); also for a missing `--tls-ca`,
 /// `--tls-cert` without `--tls-key` (or the reverse), and a
 /// `--tls-server-name` that is not a DNS name or IP address.
 pub(crate) fn client_config(settings: &ClientTls) -> Result<Arc<ClientConfig>, TlsConfigError> {

@@ -1,10 +1,12 @@
 //! TLS (rustls, ring provider): configs from PEM files, mTLS name checks, a deadline-bounded handshake and read/write helpers.
 //!
 //! Server side (the `--tls-*` flags of `syncnet serve`, under Flags in
-//! `docs/reference.md`): [`server_config`] turns `--tls-cert`, `--tls-key`,
+//! `docs/reference.md`): [`LiveConfig`] turns `--tls-cert`, `--tls-key`,
 //! `--tls-client-ca` and `--tls-allow-name` into a
-//! [`ServerConfig`](rustls::ServerConfig) for TLS 1.2 and 1.3; the worker
-//! calls [`accept`] on each connection, then [`name_allowed`] when an allow
+//! [`ServerConfig`](rustls::ServerConfig) for TLS 1.2 and 1.3, and a
+//! [`Watcher`] rebuilds it when those files change on disk (certificate
+//! rotation); the worker takes the one in force, calls [`accept`] on each
+//! connection, then [`name_allowed`] when an allow
 //! list is set, then moves bytes with [`tls_read`] and [`tls_write`]. Client
 //! side (`syncnet client --tls` and its flags): [`client_config`] and
 //! [`connect`].
@@ -19,7 +21,8 @@
 //! (exit code 2).
 //!
 //! The files: `settings` (the flags, their errors, loading PEM files),
-//! `server` and `client` (each side's config and handshake), `handshake` (the
+//! `server` and `client` (each side's config and handshake), `reload` (the
+//! configuration in force and the thread that reloads it), `handshake` (the
 //! deadline-bounded loop both sides run), `io` (reading and writing on an
 //! established connection) and `names` (`--tls-allow-name`). This file holds
 //! what both sides share (the protocol versions and the crypto provider) and
@@ -29,6 +32,7 @@ mod client;
 mod handshake;
 mod io;
 mod names;
+mod reload;
 mod server;
 mod settings;
 #[cfg(test)]
@@ -42,7 +46,8 @@ use rustls::crypto::CryptoProvider;
 pub(crate) use client::{client_config, connect};
 pub(crate) use io::{tls_flush, tls_read, tls_write};
 pub(crate) use names::{name_allowed, peer_names};
-pub(crate) use server::{accept, server_config};
+pub(crate) use reload::{LiveConfig, TlsMetrics, Watcher};
+pub(crate) use server::accept;
 pub use settings::{ClientTls, TlsSettings};
 
 /// The protocol versions syncnet speaks, newest first.

@@ -15,17 +15,29 @@ use super::settings::{
 };
 use super::{VERSIONS, provider};
 
+/// A listener's TLS configuration as [`server_config`] built it from the
+/// files, with the expiry of the certificate it serves.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    /// What each handshake runs with.
+    pub(crate) config: Arc<ServerConfig>,
+    /// The end-entity certificate's notAfter in Unix seconds; `None` when
+    /// x509-parser cannot read it (rustls may still accept the certificate).
+    pub(crate) not_after: Option<i64>,
+}
+
 /// Builds the listener's config: TLS 1.3 and 1.2, the certificate chain and
 /// key from `settings` (checked to belong together), and with
 /// `client_ca` a verifier that *requires* a client certificate signed by one
-/// of its CAs.
+/// of its CAs. Each file is read once, so the expiry returned is that of
+/// the certificate in the config even while the files are being replaced.
 ///
 /// # Errors
 /// A [`TlsConfigError`] naming the flag and file: unreadable file, no
 /// certificate, no key, key not matching the certificate, a CA bundle with no
 /// usable certificate, or `--tls-allow-name` without `--tls-client-ca` (the
 /// names are those of client certificates, which only mTLS asks for).
-pub(crate) fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, TlsConfigError> {
+pub(crate) fn server_config(settings: &TlsSettings) -> Result<Loaded, TlsConfigError> {
     if !settings.allow_names.is_empty() && settings.client_ca.is_none() {
         return Err(TlsConfigError::Needs {
             flag: FLAG_ALLOW_NAME,
@@ -34,6 +46,7 @@ pub(crate) fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>,
     }
     let chain = load_certs(FLAG_CERT, &settings.cert)?;
     let key = load_key(FLAG_KEY, &settings.key)?;
+    let not_after = chain.first().and_then(|cert| not_after(cert));
     let provider = provider();
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(VERSIONS)
@@ -61,7 +74,16 @@ pub(crate) fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>,
     let config = builder
         .with_single_cert(chain, key)
         .map_err(|e| cert_key_error(e, &settings.cert, &settings.key))?;
-    Ok(Arc::new(config))
+    Ok(Loaded {
+        config: Arc::new(config),
+        not_after,
+    })
+}
+
+/// The notAfter of a certificate (DER), in Unix seconds.
+fn not_after(cert_der: &[u8]) -> Option<i64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
+    Some(cert.validity().not_after.timestamp())
 }
 
 /// Runs the server side of a TLS handshake on `stream`, with blocking I/O,

@@ -134,6 +134,25 @@ impl TlsConfigError {
     }
 }
 
+impl TlsConfigError {
+    /// The file at fault, when there is one (the key's for a key that does
+    /// not match its certificate).
+    pub(crate) fn path(&self) -> Option<&Path> {
+        match self {
+            TlsConfigError::Read { path, .. }
+            | TlsConfigError::Pem { path, .. }
+            | TlsConfigError::NoCertificate { path, .. }
+            | TlsConfigError::NoPrivateKey { path, .. }
+            | TlsConfigError::Invalid { path, .. }
+            | TlsConfigError::NoUsableCa { path, .. }
+            | TlsConfigError::KeyMismatch { key: path, .. } => Some(path),
+            TlsConfigError::Needs { .. }
+            | TlsConfigError::ServerName { .. }
+            | TlsConfigError::Setup { .. } => None,
+        }
+    }
+}
+
 impl fmt::Display for TlsConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

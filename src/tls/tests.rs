@@ -21,10 +21,11 @@ use rustls::{
 use super::client::client_config_for;
 use super::handshake::HandshakeError;
 use super::names::client_names;
+use super::server::server_config;
 use super::settings::TlsConfigError;
 use super::{
-    ClientTls, TlsSettings, accept, client_config, connect, name_allowed, server_config, tls_flush,
-    tls_read, tls_write,
+    ClientTls, TlsSettings, accept, client_config, connect, name_allowed, tls_flush, tls_read,
+    tls_write,
 };
 
 #[path = "../../tests/support/pki.rs"]
@@ -488,7 +489,7 @@ fn client_names_are_the_dns_sans_or_else_the_common_name() {
 /// and close_notify to read as end of input after the data.
 fn echo_both_ways(versions: &[&'static SupportedProtocolVersion], expected: ProtocolVersion) {
     let pki = Pki::new();
-    let config = server_config(&pki.server_settings()).unwrap();
+    let config = server_config(&pki.server_settings()).unwrap().config;
     // Larger than rustls' 64 KiB send buffer, so tls_write loops.
     let message: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     let (addr, rx) = echo_server(config, message.len());
@@ -524,7 +525,7 @@ fn echoes_both_ways_over_tls12() {
 #[test]
 fn accept_restores_the_socket_timeouts() {
     let pki = Pki::new();
-    let config = server_config(&pki.server_settings()).unwrap();
+    let config = server_config(&pki.server_settings()).unwrap().config;
     let (addr, rx) = serve(move |tcp| {
         tcp.set_read_timeout(Some(Duration::from_secs(7))).unwrap();
         tcp.set_write_timeout(None).unwrap();
@@ -546,7 +547,7 @@ fn accept_restores_the_socket_timeouts() {
 #[test]
 fn the_client_checks_the_server_name() {
     let pki = Pki::new();
-    let config = server_config(&pki.server_settings()).unwrap();
+    let config = server_config(&pki.server_settings()).unwrap().config;
     let client_config = client_config(&pki.client_settings(None)).unwrap();
 
     // The certificate is for localhost and 127.0.0.1.
@@ -606,7 +607,7 @@ fn the_client_checks_the_server_name() {
 #[test]
 fn a_client_closing_without_close_notify_reads_as_end_of_input() {
     let pki = Pki::new();
-    let config = server_config(&pki.server_settings()).unwrap();
+    let config = server_config(&pki.server_settings()).unwrap().config;
     for version in BOTH {
         // Echoes each chunk; reports everything read before end of input.
         let (addr, rx) = serve({
@@ -643,7 +644,7 @@ fn a_client_closing_without_close_notify_reads_as_end_of_input() {
 fn the_servers_read_side_shut_down_reads_as_end_of_input() {
     // What the drain does: shutdown(Read) on the server's socket.
     let pki = Pki::new();
-    let config = server_config(&pki.server_settings()).unwrap();
+    let config = server_config(&pki.server_settings()).unwrap().config;
     let (addr, rx) = serve(move |tcp| {
         let mut conn = accept(&tcp, config, IO_TIMEOUT).map_err(|e| e.to_string())?;
         tcp.shutdown(std::net::Shutdown::Read)
@@ -665,7 +666,7 @@ fn mtls_server(
     allow: &[&str],
 ) -> (SocketAddr, mpsc::Receiver<Result<bool, HandshakeError>>) {
     let settings = pki.mtls_settings(allow);
-    let config = server_config(&settings).unwrap();
+    let config = server_config(&settings).unwrap().config;
     serve(move |tcp| {
         let mut conn = accept(&tcp, config, IO_TIMEOUT)?;
         let allowed = name_allowed(&conn, &settings.allow_names);
@@ -767,7 +768,7 @@ type Accepted = (Result<(), HandshakeError>, Duration);
 /// the result and how long it took.
 fn failing_accept(timeout: Duration) -> (SocketAddr, mpsc::Receiver<Accepted>) {
     let pki = Pki::new();
-    let config = server_config(&pki.server_settings()).unwrap();
+    let config = server_config(&pki.server_settings()).unwrap().config;
     serve(move |tcp| {
         let start = Instant::now();
         let result = accept(&tcp, config, timeout).map(|_| ());
@@ -858,7 +859,7 @@ fn a_zero_timeout_fails_at_once() {
 #[test]
 fn tls_read_into_an_empty_buffer_does_not_block() {
     let pki = Pki::new();
-    let config = server_config(&pki.server_settings()).unwrap();
+    let config = server_config(&pki.server_settings()).unwrap().config;
     let (addr, rx) = serve(move |tcp| {
         let mut conn = accept(&tcp, config, IO_TIMEOUT).map_err(|e| e.to_string())?;
         tls_read(&mut conn, &tcp, &mut []).map_err(|e| e.to_string())
@@ -867,4 +868,93 @@ fn tls_read_into_an_empty_buffer_does_not_block() {
     let client = tls_client(addr, client_config).unwrap();
     assert_eq!(outcome(&rx), Ok(0));
     drop(client);
+}
+
+/// Writes `contents` over the file at `path` (same inode) and sets its
+/// modification time to `secs` after the epoch, so that the rewrite shows
+/// even when it falls in the same clock tick as the previous write, with
+/// the same length.
+fn rewrite(path: &std::path::Path, contents: impl AsRef<[u8]>, secs: u64) {
+    std::fs::write(path, contents).unwrap();
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+        .unwrap();
+}
+
+#[test]
+fn a_live_config_reloads_changed_files_and_keeps_the_last_good_one() {
+    let pki = Pki::new();
+    let first = pki.server_leaf("first", 11, (2031, 1, 2));
+    let second = pki.server_leaf("second", 22, (2032, 3, 4));
+    let cert = pki
+        .dir
+        .write("live.crt", std::fs::read(&first.cert).unwrap());
+    let key = pki
+        .dir
+        .write("live.key", std::fs::read(&first.key).unwrap());
+    let settings = TlsSettings {
+        cert: cert.clone(),
+        key: key.clone(),
+        ..TlsSettings::default()
+    };
+    let metrics = prometheus::Registry::new();
+    let live = super::LiveConfig::load(settings, super::TlsMetrics::register(&metrics)).unwrap();
+    let gauge = |registry: &prometheus::Registry, line: &str| {
+        use prometheus::Encoder;
+        let mut text = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&registry.gather(), &mut text)
+            .unwrap();
+        String::from_utf8(text).unwrap().contains(line)
+    };
+    let expiry =
+        |date: (i32, u8, u8)| rcgen::date_time_ymd(date.0, date.1, date.2).unix_timestamp();
+    let served = live.current();
+    assert!(!live.check(), "nothing changed yet");
+    assert!(Arc::ptr_eq(&served, &live.current()));
+    let line = format!(
+        "syncnet_tls_cert_expiry_timestamp_seconds {}",
+        expiry((2031, 1, 2))
+    );
+    assert!(gauge(&metrics, &line), "{line}");
+
+    // Rewritten in place: a new configuration, the new expiry.
+    rewrite(&cert, std::fs::read(&second.cert).unwrap(), 1);
+    rewrite(&key, std::fs::read(&second.key).unwrap(), 1);
+    assert!(live.check());
+    let reloaded = live.current();
+    assert!(!Arc::ptr_eq(&served, &reloaded));
+    let line = format!(
+        "syncnet_tls_cert_expiry_timestamp_seconds {}",
+        expiry((2032, 3, 4))
+    );
+    assert!(gauge(&metrics, &line), "{line}");
+    assert!(gauge(
+        &metrics,
+        "syncnet_tls_reloads_total{result=\"ok\"} 1"
+    ));
+
+    // A broken file changes nothing but the error count, once.
+    rewrite(&cert, "not a certificate\n", 2);
+    assert!(live.check());
+    assert!(
+        !live.check(),
+        "a broken file is not retried until it changes"
+    );
+    assert!(Arc::ptr_eq(&reloaded, &live.current()));
+    assert!(gauge(&metrics, &line), "{line}");
+    assert!(gauge(
+        &metrics,
+        "syncnet_tls_reloads_total{result=\"error\"} 1"
+    ));
+
+    // A key that is gone is a change too, and an error.
+    rewrite(&cert, std::fs::read(&second.cert).unwrap(), 3);
+    std::fs::remove_file(&key).unwrap();
+    assert!(live.check());
+    assert!(Arc::ptr_eq(&reloaded, &live.current()));
+    assert!(gauge(
+        &metrics,
+        "syncnet_tls_reloads_total{result=\"error\"} 2"
+    ));
 }

@@ -167,3 +167,29 @@ pub fn new_leaf(
     let cert = params.signed_by(&key, issuer).expect("sign the leaf");
     (cert.pem(), key.serialize_pem())
 }
+
+impl Pki {
+    /// A server certificate from `ca` for `localhost` and 127.0.0.1 with the
+    /// serial number `serial`, valid until `not_after` (year, month, day, at
+    /// midnight UTC), written as `NAME.crt`/`NAME.key`: a new certificate
+    /// for the same server, as a rotation brings, told apart by its serial.
+    pub fn server_leaf(&self, name: &str, serial: u64, not_after: (i32, u8, u8)) -> Pair {
+        let key = KeyPair::generate().expect("generate a server key");
+        let sans = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        let mut params = CertificateParams::new(sans).expect("server parameters");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.serial_number = Some(rcgen::SerialNumber::from(serial));
+        let (year, month, day) = not_after;
+        params.not_after = rcgen::date_time_ymd(year, month, day);
+        let cert = params
+            .signed_by(&key, &self.ca_issuer)
+            .expect("sign the server certificate");
+        Pair {
+            cert: self.dir.write(&format!("{name}.crt"), cert.pem()),
+            key: self.dir.write(&format!("{name}.key"), key.serialize_pem()),
+        }
+    }
+}
