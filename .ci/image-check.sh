@@ -44,10 +44,14 @@ echo "-- buildah bud"
 "${bah[@]}" bud --quiet --isolation chroot -t "$tag" . >/dev/null
 
 # The image's configuration, as the Dockerfile promises it.
-config=$("${bah[@]}" inspect --type image \
-  --format '{{.OCIv1.Config.User}}|{{json .OCIv1.Config.Entrypoint}}|{{json .OCIv1.Config.Cmd}}|{{json .OCIv1.Config.ExposedPorts}}' "$tag")
+config=$("${bah[@]}" inspect --type image "$tag" | python3 -c '
+import json, sys
+c = json.load(sys.stdin)["OCIv1"]["config"]
+print("|".join([c.get("User", ""), json.dumps(c.get("Entrypoint"), separators=(",", ":")),
+                json.dumps(c.get("Cmd"), separators=(",", ":")),
+                json.dumps(sorted(c.get("ExposedPorts", {})), separators=(",", ":"))]))')
 echo "image config: $config"
-expected='65532:65532|["/syncnet"]|["serve","--listen","0.0.0.0:3000","--admin","0.0.0.0:9464"]|{"3000/tcp":{},"9464/tcp":{}}'
+expected='65532:65532|["/syncnet"]|["serve","--listen","0.0.0.0:3000","--admin","0.0.0.0:9464"]|["3000/tcp","9464/tcp"]'
 if [ "$config" != "$expected" ]; then
   echo "unexpected image configuration; wanted: $expected" >&2
   exit 1
