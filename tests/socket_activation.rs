@@ -51,11 +51,13 @@ fn socket_activate_path() -> Option<PathBuf> {
     found
 }
 
-/// A port on 127.0.0.1 that was free a moment ago (systemd-socket-activate
-/// binds the address itself).
-fn free_port() -> u16 {
-    let probe = TcpListener::bind("127.0.0.1:0").expect("bind a probe");
-    probe.local_addr().expect("probe address").port()
+/// Two ports on 127.0.0.1 that were free a moment ago (systemd-socket-activate
+/// binds the addresses itself); both probes are held until both are known,
+/// so the two differ.
+fn free_ports() -> (u16, u16) {
+    let probes = [(); 2].map(|()| TcpListener::bind("127.0.0.1:0").expect("bind a probe"));
+    let [a, b] = probes.map(|p| p.local_addr().expect("probe address").port());
+    (a, b)
 }
 
 /// systemd-socket-activate running the supervisor; killed and reaped on drop.
@@ -195,8 +197,9 @@ fn a_socket_activated_restart_refuses_nobody() {
     let Some(activate) = socket_activate_path() else {
         return;
     };
-    let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let (port, admin_port) = free_ports();
+    let listen = SocketAddr::from(([127, 0, 0, 1], port));
+    let admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
     let log_a = TempFile::new("-a.log", "");
     let log_b = TempFile::new("-b.log", "");
     let mut supervisor = Supervisor::start(&activate, listen, admin, [log_a.path(), log_b.path()]);

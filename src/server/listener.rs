@@ -117,8 +117,11 @@ impl Acceptor {
 
 /// The inherited socket's accept: `poll()` on the listener and the wake-up
 /// end, then a non-blocking `accept()`. A wake-up wins over a waiting
-/// connection. `WouldBlock` after a readable listener (another process took
-/// the connection first) goes back to waiting.
+/// connection, which stays in the backlog for the next process; only one
+/// accepted in the instant between `poll()` returning and the wake-up is
+/// refused (`shutdown`), as with a bound listener. `WouldBlock` after a
+/// readable listener (another process took the connection first) goes back
+/// to waiting.
 #[cfg(target_os = "linux")]
 fn accept_or_wake(
     listener: &TcpListener,
