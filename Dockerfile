@@ -4,8 +4,12 @@
 # build, no registry needed), then the image:
 #
 #   RUSTFLAGS="-C target-feature=+crt-static" \
-#     cargo build --release --target x86_64-unknown-linux-gnu
+#     cargo build --release --target x86_64-unknown-linux-gnu \
+#     && strip target/x86_64-unknown-linux-gnu/release/syncnet
 #   buildah bud -t syncnet:latest .        # or: docker build -t syncnet:latest .
+#
+# (.dockerignore sends only that binary to the builder.) README, "Container
+# image", has the size and how to push it; .ci/image-check.sh runs it.
 #
 # No shell in the image: health checks go through the orchestrator's HTTP
 # probes on the admin endpoint (/healthz, /readyz on port 9464).

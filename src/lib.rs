@@ -131,6 +131,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::all)]
 
+pub mod activation;
 mod admin;
 #[cfg(feature = "bench")]
 pub mod bench;
@@ -146,6 +147,8 @@ mod logging;
 mod metrics;
 mod panics;
 mod pool;
+#[cfg(target_os = "linux")]
+mod process;
 pub mod proxy;
 mod proxy_protocol;
 mod server;

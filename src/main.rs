@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{Cli, Command};
-use syncnet::{Conn, Error, Server};
+use syncnet::{Builder, Conn, Error, Server, ServerConfig};
 
 fn main() -> ExitCode {
     // No subcommand is `syncnet serve`: with no arguments at all, or with
@@ -78,8 +78,7 @@ fn bench(args: &cli::BenchArgs) -> Result<ExitCode, Error> {
 fn serve(args: cli::ServeArgs) -> Result<ExitCode, Error> {
     let (config, log_format) = args.resolve()?;
     syncnet::init_logging(log_format);
-    Server::builder()
-        .config(config)
+    builder(config)?
         .build()?
         .run(|conn: &mut Conn| syncnet::echo(conn))?;
     Ok(ExitCode::SUCCESS)
@@ -88,8 +87,44 @@ fn serve(args: cli::ServeArgs) -> Result<ExitCode, Error> {
 fn proxy(args: cli::ProxyArgs) -> Result<ExitCode, Error> {
     let (config, log_format, proxy) = args.resolve()?;
     syncnet::init_logging(log_format);
-    let server = Server::builder().config(config).build()?;
+    let server = builder(config)?.build()?;
     let proxy = proxy.metrics(&server.metrics_registry()).build()?;
     server.run(proxy)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The server's builder for `serve` and `proxy`. Started by systemd socket
+/// activation, it takes the service's socket from descriptor 3 and, when a
+/// second was passed, the admin endpoint's from descriptor 4, instead of
+/// binding `--listen` and `--admin`; a flag that names another address than
+/// the socket's is ignored with a warning.
+fn builder(config: ServerConfig) -> Result<Builder, Error> {
+    let Some(activated) = syncnet::activation::from_env()? else {
+        return Ok(Server::builder().config(config));
+    };
+    note_inherited("--listen", Some(&config.listen), &activated.listen, 3);
+    let mut builder = Server::builder().listener(activated.listen);
+    if let Some(admin) = activated.admin {
+        note_inherited("--admin", config.admin.as_deref(), &admin, 4);
+        builder = builder.admin_listener(admin);
+    }
+    Ok(builder.config(config))
+}
+
+/// Logs the socket taken over from systemd: a warning when `flag` names
+/// another address (it is ignored), else an info line.
+fn note_inherited(flag: &str, given: Option<&str>, socket: &std::net::TcpListener, fd: u32) {
+    let addr = socket
+        .local_addr()
+        .map_or_else(|_| "?".to_string(), |a| a.to_string());
+    let same = given
+        .and_then(|g| g.parse::<std::net::SocketAddr>().ok())
+        .map(|g| g.to_string())
+        == Some(addr.clone());
+    let given = given.unwrap_or("off");
+    if same {
+        log::info!(target: "syncnet::server", fd, addr; "socket activation: using the socket passed on descriptor {fd} ({addr})");
+    } else {
+        log::warn!(target: "syncnet::server", fd, addr, ignored = given; "socket activation: {flag} {given} is ignored: using the socket passed on descriptor {fd} ({addr})");
+    }
 }

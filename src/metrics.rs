@@ -415,7 +415,7 @@ impl Metrics {
 
         #[cfg(target_os = "linux")]
         {
-            let process = prometheus::process_collector::ProcessCollector::for_self();
+            let process = crate::process::ProcessMetrics::for_self();
             registry
                 .register(Box::new(process))
                 .expect("process metrics are registered once per registry");

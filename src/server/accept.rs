@@ -7,15 +7,13 @@
 //! a spin, never an exit); an error that concerns one connection → skip it.
 
 use std::io;
-use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use socket2::SockRef;
-
 use super::admission::canonical_peer;
+use super::listener::Acceptor;
 use super::serve::ConnService;
 use crate::conn::ConnShared;
 use crate::logging::LogEvery;
@@ -31,7 +29,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 
 /// Runs on its own thread until the drain begins; dropping `pool` on the
 /// way out closes the queue, so the workers exit once they are done.
-pub(super) fn accept_loop(listener: &TcpListener, service: &Arc<ConnService>, pool: Pool) {
+pub(super) fn accept_loop(listener: &Acceptor, service: &Arc<ConnService>, pool: Pool) {
     let warn_gate = LogEvery::new();
     loop {
         match listener.accept() {
@@ -78,18 +76,6 @@ pub(super) fn accept_loop(listener: &TcpListener, service: &Arc<ConnService>, po
                 }
             }
         }
-    }
-}
-
-/// Makes a blocked `accept()` return: on Linux, shutting down a listening
-/// socket wakes it at once with an error. Elsewhere, a connection to
-/// ourselves does the same (it is then closed as `shutdown`).
-pub(super) fn wake_acceptor(listener: &TcpListener) {
-    let woke = SockRef::from(listener).shutdown(Shutdown::Both).is_ok();
-    if (!woke || !cfg!(target_os = "linux"))
-        && let Ok(addr) = listener.local_addr()
-    {
-        let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(200));
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! Every setter maps to one field of [`ServerConfig`]; [`Builder::build`]
 //! validates the whole and binds the listener (and the admin endpoint's), so
-//! a bad address or a port in use is reported before anything runs.
+//! a bad address or a port in use is reported before anything runs. A
+//! listener bound elsewhere can be handed over instead
+//! ([`Builder::listener`]).
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use std::sync::Arc;
 use socket2::{Domain, Socket, Type};
 
 use super::Server;
+use super::listener::Origin;
 use crate::config::ServerConfig;
 use crate::{Cidr, Error, TlsSettings};
 
@@ -32,6 +35,11 @@ pub struct Builder {
     config: ServerConfig,
     /// Written to plain-TCP connections the server turns away.
     reject_reply: Option<Arc<[u8]>>,
+    /// [`Builder::listener`]: accept on this instead of binding `listen`.
+    /// In an `Arc` so that the builder stays `Clone`.
+    listener: Option<Arc<TcpListener>>,
+    /// [`Builder::admin_listener`]: the admin endpoint's, likewise.
+    admin_listener: Option<Arc<TcpListener>>,
 }
 
 impl Builder {
@@ -73,6 +81,42 @@ impl Builder {
         self.config.trusted_proxies.push(net);
         self
     }
+    /// Accept on `listener`, a socket already bound and listening, instead
+    /// of binding [`listen`](Builder::listen) (which is then ignored, as is
+    /// `backlog`): e.g. one handed over by systemd socket activation
+    /// ([`crate::activation::from_env`]), or one bound by the program.
+    ///
+    /// Such a listener is treated as inherited: at shutdown the server closes
+    /// its own descriptor but never shuts the socket down, so it stays
+    /// usable for whoever else holds it: systemd and the next process, or
+    /// the program through a `try_clone`. On Linux it is switched to
+    /// non-blocking mode and the accept thread waits in `poll()` on it
+    /// (`docs/reference.md`, "systemd socket activation"). Defaults to
+    /// none: bind `listen`.
+    ///
+    /// ```
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let kept = listener.try_clone()?;
+    /// let server = syncnet::Server::builder().listener(listener).admin(None).build()?;
+    /// let handle = server.spawn(|conn: &mut syncnet::Conn| syncnet::echo(conn))?;
+    /// handle.shutdown();
+    /// // still listening: a new connection waits in the backlog for `kept`
+    /// let _client = std::net::TcpStream::connect(kept.local_addr()?)?;
+    /// kept.set_nonblocking(false)?; // the server made the socket non-blocking
+    /// let (_conn, _) = kept.accept()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn listener(mut self, listener: std::net::TcpListener) -> Self {
+        self.listener = Some(Arc::new(listener));
+        self
+    }
+    /// The admin endpoint on `listener`, bound elsewhere, instead of binding
+    /// [`admin`](Builder::admin) (ignored then, even when `None`); inherited
+    /// as with [`Builder::listener`]. Defaults to none: bind `admin`.
+    pub fn admin_listener(mut self, listener: std::net::TcpListener) -> Self {
+        self.admin_listener = Some(Arc::new(listener));
+        self
+    }
     /// Replaces every setting at once.
     pub fn config(mut self, config: ServerConfig) -> Self {
         self.config = config;
@@ -90,8 +134,15 @@ impl Builder {
     pub fn build(self) -> Result<Server, Error> {
         let config = self.config;
         config.validate()?;
-        let listener = bind(&config.listen, "listen", config.backlog)?;
-        let mut server = Server::from_listener(listener, config)?;
+        let (listener, origin) = match self.listener {
+            Some(handed) => (unshare(handed)?, Origin::Inherited),
+            None => (
+                bind(&config.listen, "listen", config.backlog)?,
+                Origin::Bound,
+            ),
+        };
+        let admin = self.admin_listener.map(unshare).transpose()?;
+        let mut server = Server::new(listener, origin, admin, config)?;
         server.reject_reply = self.reject_reply;
         Ok(server)
     }
@@ -119,6 +170,16 @@ impl Builder {
         self.reject_reply = Some(Arc::from(bytes.as_ref()));
         self
     }
+}
+
+/// The listener out of its `Arc`; a builder that was cloned shares it, and
+/// then this server gets a descriptor of its own for the same socket.
+fn unshare(listener: Arc<TcpListener>) -> Result<TcpListener, Error> {
+    Arc::try_unwrap(listener).or_else(|shared| {
+        shared
+            .try_clone()
+            .map_err(|e| Error::io("duplicating the handed-over listener", e))
+    })
 }
 
 /// The address a listener is bound to.

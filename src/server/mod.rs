@@ -4,7 +4,8 @@
 //! | file | what it owns |
 //! |------|--------------|
 //! | `builder.rs` | [`Builder`]: settings, validation, binding the listener |
-//! | `accept.rs` | the accept loop, sorting accept errors, waking `accept()` at shutdown |
+//! | `accept.rs` | the accept loop, sorting accept errors |
+//! | `listener.rs` | the listening socket, bound or inherited, and waking `accept()` at shutdown |
 //! | `admission.rs` | allow/deny, trusted proxies, per-IP count and rate |
 //! | `../pool.rs` | the bounded queue and the workers; refuses `overload` |
 //! | `serve.rs` | one connection on a worker: prelude, handler under `catch_unwind`, close line |
@@ -18,6 +19,7 @@
 mod accept;
 mod admission;
 mod builder;
+mod listener;
 mod options;
 mod registry;
 mod serve;
@@ -43,6 +45,7 @@ use crate::tls::{LiveConfig, TlsMetrics, Watcher};
 use crate::{Error, admin, panics};
 use admission::Admission;
 use builder::{bind, local_addr_of};
+use listener::{Acceptor, Origin};
 use options::{OPTIONS_INHERITED, set_connection_options};
 use registry::Registry;
 use serve::ConnService;
@@ -78,7 +81,9 @@ pub struct Server {
     /// and reloaded while running when its files change.
     tls: Option<Arc<LiveConfig>>,
     listener: TcpListener,
-    admin_listener: Option<TcpListener>,
+    /// Bound here, or handed over (then never shut down: `listener.rs`).
+    origin: Origin,
+    admin_listener: Option<(TcpListener, Origin)>,
     local_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
     /// [`Builder::reject_reply`]: written to refused plain-TCP connections.
@@ -102,12 +107,30 @@ impl Server {
     }
 
     /// A server that accepts on a listener bound elsewhere (e.g. handed over
-    /// by systemd socket activation). `config.listen` is ignored;
-    /// `config.admin` is bound here.
+    /// by systemd socket activation, [`crate::activation`]). `config.listen`
+    /// and `config.backlog` are ignored; `config.admin` is bound here.
+    /// The same as [`Builder::listener`] followed by [`Builder::build`].
+    ///
+    /// The listener is left open and usable at shutdown: it is never shut
+    /// down (`shutdown(2)`), only this server's descriptor is closed, so a
+    /// clone of it (`try_clone`), or the same socket in another process,
+    /// can go on accepting. On Linux it is switched to non-blocking mode and
+    /// the accept thread waits in `poll()`.
     ///
     /// # Errors
     /// As [`Builder::build`].
     pub fn from_listener(listener: TcpListener, config: ServerConfig) -> Result<Server, Error> {
+        Server::new(listener, Origin::Inherited, None, config)
+    }
+
+    /// A server on `listener`, with the admin endpoint on `admin` if given
+    /// (else bound from `config.admin`).
+    fn new(
+        listener: TcpListener,
+        origin: Origin,
+        admin: Option<TcpListener>,
+        config: ServerConfig,
+    ) -> Result<Server, Error> {
         config.validate()?;
         if OPTIONS_INHERITED {
             let local = local_addr_of(&listener)?;
@@ -125,15 +148,20 @@ impl Server {
             )),
             None => None,
         };
-        let admin_listener = match &config.admin {
-            Some(addr) => Some(bind(addr, "admin", 128)?),
-            None => None,
+        let admin_listener = match (admin, &config.admin) {
+            (Some(inherited), _) => Some((inherited, Origin::Inherited)),
+            (None, Some(addr)) => Some((bind(addr, "admin", 128)?, Origin::Bound)),
+            (None, None) => None,
         };
         let local_addr = local_addr_of(&listener)?;
-        let admin_addr = admin_listener.as_ref().map(local_addr_of).transpose()?;
+        let admin_addr = admin_listener
+            .as_ref()
+            .map(|(l, _)| local_addr_of(l))
+            .transpose()?;
         Ok(Server {
             tls,
             listener,
+            origin,
             admin_listener,
             local_addr,
             admin_addr,
@@ -229,6 +257,7 @@ impl Server {
             config,
             tls,
             listener,
+            origin,
             admin_listener,
             local_addr,
             admin_addr,
@@ -290,15 +319,18 @@ impl Server {
         // The admin endpoint is a small syncnet server of its own that sees
         // only this server's readiness and metrics.
         let admin = match admin_listener {
-            Some(listener) => {
+            Some((listener, origin)) => {
                 let status = Arc::clone(&service) as Arc<dyn admin::Status>;
-                let admin_server = Server::from_listener(listener, admin::settings())?;
+                let admin_server = Server::new(listener, origin, None, admin::settings())?;
                 Some(Box::new(admin_server.spawn(admin::handler(status))?))
             }
             None => None,
         };
 
-        let listener = Arc::new(listener);
+        let listener = Arc::new(
+            Acceptor::new(listener, origin)
+                .map_err(|e| Error::io(format!("preparing the listener on {local_addr}"), e))?,
+        );
         let accept_thread = {
             let service = Arc::clone(&service);
             let listener = Arc::clone(&listener);
@@ -339,7 +371,7 @@ impl Server {
 
 /// What a running server holds until shutdown takes it apart.
 struct Running {
-    listener: Arc<TcpListener>,
+    listener: Arc<Acceptor>,
     accept_thread: JoinHandle<()>,
     pool: Arc<PoolShared>,
     /// Reloads the TLS files; the shutdown stops it (and waits for it)

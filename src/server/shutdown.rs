@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, bounded};
 
 use super::ServerHandle;
-use super::accept::wake_acceptor;
 use crate::Error;
 use crate::config::format_duration;
 use crate::lifecycle::Phase;
@@ -61,7 +60,7 @@ impl ServerHandle {
         lifecycle.advance(Phase::Draining);
         if let Some(running) = running {
             // Stop accepting; the accept thread drops its end of the queue.
-            wake_acceptor(&running.listener);
+            running.listener.wake();
             let _ = running.accept_thread.join();
             drop(running.listener);
 
