@@ -560,15 +560,19 @@ fn trickling_writers(chaos: &Chaos) {
         .map(|_| {
             let mut stream = chaos.connect();
             thread::spawn(move || {
-                for &byte in b"trickle!" {
+                let mut stalled = Instant::now();
+                for (i, &byte) in b"trickle!".iter().enumerate() {
+                    if i > 0 {
+                        // The trickle's pace.
+                        thread::sleep(Duration::from_millis(200));
+                    }
                     stream.write_all(&[byte]).expect("trickle a byte");
                     let mut back = [0u8; 1];
                     stream.read_exact(&mut back).expect("its echo");
                     assert_eq!(back[0], byte);
-                    // The trickle's pace.
-                    thread::sleep(Duration::from_millis(200));
+                    // The server's idle wait began before this echo arrived.
+                    stalled = Instant::now();
                 }
-                let stalled = Instant::now();
                 let closed = support::expect_closed_within(
                     &mut stream,
                     IDLE_TIMEOUT + Duration::from_secs(5),
