@@ -373,12 +373,17 @@ impl Conn {
     }
 }
 
-/// True for the errors a socket timeout produces.
+/// True for the errors our socket timeouts (`SO_RCVTIMEO`, `SO_SNDTIMEO`)
+/// produce: `WouldBlock` (EAGAIN) on Unix, `TimedOut` on Windows. On Unix
+/// `TimedOut` (ETIMEDOUT) is TCP giving up on a peer that stopped answering
+/// (keepalive probes or retransmissions unanswered): a vanished peer, closed
+/// with reason `error`, not an idle or write timeout.
 fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
+    match e.kind() {
+        io::ErrorKind::WouldBlock => true,
+        io::ErrorKind::TimedOut => cfg!(windows),
+        _ => false,
+    }
 }
 
 impl ReadState {
@@ -585,4 +590,18 @@ fn session(tls: &mut Mutex<rustls::ServerConnection>) -> &mut rustls::ServerConn
 /// could trip over any worse than the error it then gets.
 fn lock(tls: &Mutex<rustls::ServerConnection>) -> MutexGuard<'_, rustls::ServerConnection> {
     tls.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_timeout;
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn only_the_sockets_own_timeouts_count_as_timeouts() {
+        assert!(is_timeout(&Error::from(ErrorKind::WouldBlock)));
+        // ETIMEDOUT: TCP gave up on a vanished peer (keepalive), an error.
+        assert_eq!(is_timeout(&Error::from(ErrorKind::TimedOut)), cfg!(windows));
+        assert!(!is_timeout(&Error::from(ErrorKind::ConnectionReset)));
+    }
 }

@@ -92,6 +92,16 @@ impl Binary {
         Binary::start(cmd)
     }
 
+    /// Starts `syncnet serve --listen LISTEN` (e.g. `10.0.0.1:0`) with the
+    /// admin endpoint on 127.0.0.1:0, JSON logs, and `extra`.
+    pub fn serve_on(listen: &str, extra: &[&str]) -> Binary {
+        let mut cmd = command();
+        cmd.args(["serve", "--listen", listen])
+            .args(&SERVE_ARGS[3..])
+            .args(extra);
+        Binary::start(cmd)
+    }
+
     /// Starts `cmd` (which must run a server with `--log-format json`) and
     /// waits for its start-up line. Panics with everything it printed if the
     /// process exits first or [`WAIT`] passes.
