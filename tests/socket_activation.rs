@@ -346,3 +346,57 @@ fn a_handed_over_listener_stays_usable_after_shutdown() {
 fn builder_on(listener: TcpListener) -> syncnet::Builder {
     syncnet::Server::builder().listener(listener).admin(None)
 }
+
+/// `syncnet proxy` takes its listening socket from systemd too: started by
+/// `systemd-socket-activate` with `--listen` naming another address, it
+/// relays connections made to the passed socket and says the flag was
+/// ignored.
+#[test]
+fn a_socket_activated_proxy_relays_on_the_passed_socket() {
+    let Some(activate) = socket_activate_path() else {
+        return;
+    };
+    let upstream = spawn_echo(builder());
+    let (port, _) = free_ports();
+    let listen: SocketAddr = ([127, 0, 0, 1], port).into();
+    let log = TempFile::new(".log", "");
+    let mut cmd = Command::new(activate);
+    binary::clean_env(&mut cmd);
+    cmd.arg("-l")
+        .arg(listen.to_string())
+        .arg(binary::exe())
+        .args(["proxy", "--upstream"])
+        .arg(upstream.local_addr().to_string())
+        .args([
+            "--listen",
+            "127.0.0.1:1",
+            "--admin",
+            "off",
+            "--log-format",
+            "json",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log.path()).expect("create the log file"));
+    let mut child = cmd.spawn().expect("start systemd-socket-activate");
+    let mut last = String::new();
+    wait_until(
+        "the proxy relays on the passed socket",
+        || match echo_through(listen, b"through the passed socket") {
+            Ok(()) => true,
+            Err(e) => {
+                last = e;
+                false
+            }
+        },
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let lines = json_lines(log.path());
+    assert!(
+        lines.iter().any(|v| v["level"] == "warn"
+            && v["ignored"] == "127.0.0.1:1"
+            && v["addr"] == listen.to_string()),
+        "no warning that --listen is ignored ({last}):\n{}",
+        std::fs::read_to_string(log.path()).unwrap_or_default()
+    );
+}
