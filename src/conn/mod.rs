@@ -320,6 +320,12 @@ impl Conn {
         &self.shared
     }
 
+    /// Records that the idle timeout ended the connection, for a layer that
+    /// measures idleness itself (the proxy counts both directions).
+    pub(crate) fn note_idle_timeout(&mut self) {
+        self.reading.timed_out = true;
+    }
+
     /// The timeout that ended the connection, if one did.
     pub(crate) fn timed_out(&self) -> Option<CloseReason> {
         if self.reading.timed_out {
@@ -378,7 +384,7 @@ impl Conn {
 /// `TimedOut` (ETIMEDOUT) is TCP giving up on a peer that stopped answering
 /// (keepalive probes or retransmissions unanswered): a vanished peer, closed
 /// with reason `error`, not an idle or write timeout.
-fn is_timeout(e: &io::Error) -> bool {
+pub(crate) fn is_timeout(e: &io::Error) -> bool {
     match e.kind() {
         io::ErrorKind::WouldBlock => true,
         io::ErrorKind::TimedOut => cfg!(windows),

@@ -109,6 +109,16 @@ impl<'a> TlsInbox<'a> {
     }
 }
 
+impl ConnReader<'_> {
+    /// Forgets that a read timed out, for a caller that keeps reading after
+    /// a timeout (the proxy, when the other direction was busy): the
+    /// connection's close reason is then no longer `idle_timeout` unless a
+    /// later read times out too.
+    pub(crate) fn forget_timeout(&mut self) {
+        self.state.timed_out = false;
+    }
+}
+
 impl Read for ConnReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let ConnReader {

@@ -18,7 +18,7 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::conn::{Conn, ConnReader, ConnShared, ConnWriter};
+use crate::conn::{Conn, ConnReader, ConnShared, ConnWriter, is_timeout};
 use crate::lifecycle::Lifecycle;
 
 /// The copy buffer of each direction.
@@ -51,6 +51,9 @@ struct Shared<'a> {
     idle: Option<Duration>,
     /// The client's input ended (half-close, or the drain).
     client_eof: AtomicBool,
+    /// A direction ended the connection because both were idle for the
+    /// idle timeout: its close reason is `idle_timeout`.
+    idle_expired: AtomicBool,
     /// The server's phase, for the drain.
     lifecycle: &'a Lifecycle,
 }
@@ -75,19 +78,18 @@ impl Shared<'_> {
         }
     }
 
+    /// Ends both directions for the idle timeout.
+    fn expire(&self, e: io::Error) -> io::Error {
+        self.idle_expired.store(true, Ordering::SeqCst);
+        self.fail(e)
+    }
+
     /// Ends both directions: both sockets shut down, `e` returned.
     fn fail(&self, e: io::Error) -> io::Error {
         let _ = self.upstream.shutdown(Shutdown::Both);
         let _ = self.client.stream.shutdown(Shutdown::Both);
         e
     }
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 /// Proxies `conn` to `upstream` until both directions ended. `Ok` when both
@@ -105,10 +107,11 @@ pub(super) fn relay(conn: &mut Conn, upstream: &TcpStream) -> io::Result<()> {
         last_activity: AtomicU64::new(0),
         idle,
         client_eof: AtomicBool::new(false),
+        idle_expired: AtomicBool::new(false),
         lifecycle: &lifecycle,
     };
     let (reader, writer) = conn.split();
-    std::thread::scope(|scope| {
+    let result = std::thread::scope(|scope| {
         let back = std::thread::Builder::new()
             .name("syncnet-proxy".into())
             .stack_size(THREAD_STACK)
@@ -125,7 +128,11 @@ pub(super) fn relay(conn: &mut Conn, upstream: &TcpStream) -> io::Result<()> {
             Err(panic) => std::panic::resume_unwind(panic),
         };
         forth.and(back)
-    })
+    });
+    if shared.idle_expired.load(Ordering::SeqCst) {
+        conn.note_idle_timeout();
+    }
+    result
 }
 
 /// The worker's direction: client → upstream; at the client's end of input,
@@ -155,11 +162,13 @@ fn client_to_upstream(
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if is_timeout(&e) => match shared.idle_left() {
-                // The other direction was busy: wait for what is left.
+                // The other direction was busy: wait for what is left, and
+                // the connection has not timed out (yet).
                 Some(left) => {
+                    reader.forget_timeout();
                     let _ = shared.client.stream.set_read_timeout(Some(left));
                 }
-                None => return Err(shared.fail(e)),
+                None => return Err(shared.expire(e)),
             },
             Err(e) => return Err(shared.fail(e)),
         }
@@ -185,7 +194,7 @@ fn upstream_to_client(shared: &Shared<'_>, mut writer: ConnWriter<'_>) -> io::Re
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if is_timeout(&e) => {
                 if shared.idle_left().is_none() {
-                    return Err(shared.fail(e));
+                    return Err(shared.expire(e));
                 }
                 // The drain ended the client's input and the upstream has
                 // been silent since: its reply is complete.
