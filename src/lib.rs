@@ -151,6 +151,7 @@ mod server;
 pub mod service;
 mod timer;
 mod tls;
+pub mod trace;
 
 pub use client::Client;
 pub use client_pool::{Call, ClientPool, ClientPoolBuilder, Lease, PoolStats};

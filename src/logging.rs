@@ -88,6 +88,14 @@ fn json_line(ts: &str, record: &log::Record<'_>) -> String {
     out.push_str(",\"msg\":");
     push_json_str(&mut out, *record.args());
     let _ = record.key_values().visit(&mut JsonFields(&mut out));
+    if let Some(cx) = crate::trace::log_ids() {
+        let _ = write!(
+            out,
+            ",\"trace_id\":\"{}\",\"span_id\":\"{}\"",
+            cx.trace_id_hex(),
+            cx.span_id_hex()
+        );
+    }
     out.push('}');
     out
 }
@@ -155,6 +163,14 @@ fn text_line(ts: &str, record: &log::Record<'_>) -> String {
     );
     let mut fields = TextFields(&mut line);
     let _ = record.key_values().visit(&mut fields);
+    if let Some(cx) = crate::trace::log_ids() {
+        let _ = write!(
+            line,
+            " trace_id={} span_id={}",
+            cx.trace_id_hex(),
+            cx.span_id_hex()
+        );
+    }
     line
 }
 
