@@ -10,8 +10,8 @@ use super::deadline;
 use super::protocol::{Answer, Protocol, RequestContext};
 use crate::frame::{Codec, FrameError, FrameReader};
 use crate::limits::TokenBucket;
-use crate::trace::RequestSpan;
 use crate::metrics::{LocalRequestMetrics, RequestMetrics};
+use crate::trace::RequestSpan;
 use crate::{Conn, Handler, RequestErrorKind};
 
 /// Replies waiting in the output buffer are written once they pass this

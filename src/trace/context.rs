@@ -88,7 +88,12 @@ impl fmt::Display for TraceParent {
     /// `00-TRACEID-SPANID-FLAGS`, the form to send on.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let flags = if self.sampled { "01" } else { "00" };
-        write!(f, "00-{}-{}-{flags}", self.trace_id_hex(), self.span_id_hex())
+        write!(
+            f,
+            "00-{}-{}-{flags}",
+            self.trace_id_hex(),
+            self.span_id_hex()
+        )
     }
 }
 

@@ -153,7 +153,11 @@ impl RequestSpan {
     /// What [`RequestContext::trace`](crate::service::RequestContext::trace)
     /// does: names the span `method` and continues the caller's trace when
     /// `traceparent` is valid.
-    pub(crate) fn continue_trace(method: &str, traceparent: Option<&str>, tracestate: Option<&str>) {
+    pub(crate) fn continue_trace(
+        method: &str,
+        traceparent: Option<&str>,
+        tracestate: Option<&str>,
+    ) {
         STATE.with(|s| {
             let mut s = s.borrow_mut();
             let State {

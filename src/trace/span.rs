@@ -64,14 +64,8 @@ impl SpanRecord {
     pub(crate) fn into_span_data(self, scope: &InstrumentationScope) -> SpanData {
         let mut attributes = Vec::with_capacity(self.attributes.len() + 2);
         if let Some(peer) = self.peer {
-            attributes.push(KeyValue::new(
-                "network.peer.address",
-                peer.ip().to_string(),
-            ));
-            attributes.push(KeyValue::new(
-                "network.peer.port",
-                i64::from(peer.port()),
-            ));
+            attributes.push(KeyValue::new("network.peer.address", peer.ip().to_string()));
+            attributes.push(KeyValue::new("network.peer.port", i64::from(peer.port())));
         }
         for (key, value) in self.attributes {
             attributes.push(match value {
