@@ -65,19 +65,26 @@ fn bench(args: &cli::BenchArgs) -> Result<ExitCode, Error> {
 }
 
 fn serve(args: cli::ServeArgs) -> Result<ExitCode, Error> {
-    let (config, log_format) = args.resolve()?;
+    let (config, log_format, tracing) = args.resolve()?;
     syncnet::init_logging(log_format);
-    Server::builder()
-        .config(config)
+    let mut builder = Server::builder().config(config);
+    if let Some(options) = tracing {
+        builder = builder.tracing(options);
+    }
+    builder
         .build()?
         .run(|conn: &mut Conn| syncnet::echo(conn))?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn proxy(args: cli::ProxyArgs) -> Result<ExitCode, Error> {
-    let (config, log_format, proxy) = args.resolve()?;
+    let (config, log_format, tracing, proxy) = args.resolve()?;
     syncnet::init_logging(log_format);
-    let server = Server::builder().config(config).build()?;
+    let mut builder = Server::builder().config(config);
+    if let Some(options) = tracing {
+        builder = builder.tracing(options);
+    }
+    let server = builder.build()?;
     let proxy = proxy.metrics(&server.metrics_registry()).build()?;
     server.run(proxy)?;
     Ok(ExitCode::SUCCESS)

@@ -22,7 +22,6 @@ use prometheus::IntCounter;
 
 use super::span::SpanRecord;
 use crate::Error;
-use crate::logging::LogEvery;
 
 /// The environment variables that name the endpoint when no flag does,
 /// first match wins.
@@ -163,7 +162,7 @@ impl TraceOptions {
             scope: InstrumentationScope::builder("syncnet")
                 .with_version(env!("CARGO_PKG_VERSION"))
                 .build(),
-            failures: LogEvery::new(),
+            failures: Failures::default(),
             url,
         };
         let handle = thread::Builder::new()
@@ -280,7 +279,7 @@ struct ExportThread<E> {
     interval: Duration,
     scope: InstrumentationScope,
     /// At most one warning a second about failed exports.
-    failures: LogEvery,
+    failures: Failures,
     url: String,
 }
 
@@ -336,6 +335,30 @@ impl<E: SpanExporter> ExportThread<E> {
                 log::warn!(target: "syncnet::trace", url = self.url.as_str(), suppressed = suppressed; "span export failed: {e}");
             }
         }
+    }
+}
+
+/// Failed exports since the last warning, for at most one warning line
+/// a second (the export thread is the only one that uses it).
+#[derive(Debug, Default)]
+struct Failures {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Failures {
+    /// `Some(suppressed)` when a warning may be written now.
+    fn allow(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < Duration::from_secs(1))
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
     }
 }
 
