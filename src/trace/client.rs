@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime};
 use super::context::{TraceParent, new_span_id, new_trace_id};
 use super::current;
 use super::export::Tracer;
-use super::span::{Kind, SpanRecord, Value, wall_clock};
+use super::span::{Kind, SpanRecord, wall_clock};
 
 /// A call made to another service: a client span, child of the current
 /// request's span (or the root of a new trace outside a request), recorded
@@ -134,10 +134,9 @@ impl Drop for ClientSpan {
             start: wall_clock(r.start, now, wall_now),
             end: wall_now,
             peer: r.peer,
-            attributes: vec![
-                ("rpc.system", Value::Static(r.system)),
-                ("rpc.method", Value::Owned(r.name.clone())),
-            ],
+            rpc_system: Some(r.system),
+            conn_id: None,
+            attributes: Vec::new(),
             name: r.name,
             error: r.error,
         });

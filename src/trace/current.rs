@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 
 use super::context::{TraceParent, new_span_id, new_trace_id};
 use super::export::Tracer;
-use super::span::{Kind, SpanRecord, Value, wall_clock};
+use super::span::{Kind, SpanRecord, wall_clock};
 
 /// The tracing state of one thread.
 struct State {
@@ -224,14 +224,9 @@ impl RequestSpan {
                 start: wall_clock(active.start, now, wall_now),
                 end: wall_now,
                 peer: Some(active.peer),
-                attributes: vec![
-                    ("rpc.system", Value::Static(active.system)),
-                    ("rpc.method", Value::Owned(name.clone())),
-                    (
-                        "syncnet.conn_id",
-                        Value::Int(i64::try_from(active.conn_id).unwrap_or(i64::MAX)),
-                    ),
-                ],
+                rpc_system: Some(active.system),
+                conn_id: Some(active.conn_id),
+                attributes: Vec::new(),
                 name,
                 error: error.map(Cow::Borrowed),
             });

@@ -1,25 +1,19 @@
 //! [`Tracer`]: where finished spans go. Workers hand spans to a bounded
 //! queue with `try_send` — a full queue drops the span and counts it in
 //! `syncnet_trace_spans_dropped_total`, it never blocks — and one export
-//! thread sends them in batches to an OTLP/HTTP (protobuf) endpoint with
-//! `opentelemetry-otlp`'s exporter over [`UreqClient`], a blocking HTTP
-//! client: no async runtime anywhere.
+//! thread sends them in batches to an OTLP/HTTP (protobuf) endpoint
+//! (`otlp.rs` encodes them) with `ureq`, a blocking HTTP client: no async
+//! runtime anywhere.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
-use opentelemetry::InstrumentationScope;
-use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
-use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::SpanExporter;
 use prometheus::IntCounter;
 
+use super::otlp;
 use super::span::SpanRecord;
 use crate::Error;
 
@@ -135,35 +129,30 @@ impl TraceOptions {
                 self.endpoint
             )));
         }
-        let mut exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_http_client(UreqClient::new(self.export_timeout))
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(url.clone())
-            .with_timeout(self.export_timeout)
-            .build()
-            .map_err(|e| bad(format!("`{}`: {e}", self.endpoint)))?;
-        exporter.set_resource(
-            &Resource::builder_empty()
-                .with_service_name(self.service_name.clone())
-                .build(),
-        );
         let (tx, rx) = crossbeam_channel::bounded(self.queue);
+        // Room for one wake-up and the shutdown, so neither ever waits.
+        let (control_tx, control_rx) = crossbeam_channel::bounded(2);
         let dropped = IntCounter::new(
             "syncnet_trace_spans_dropped_total",
             "Finished spans dropped because the export queue was full.",
         )
         .map_err(|e| bad(e.to_string()))?;
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(self.export_timeout))
+            .http_status_as_error(false)
+            .proxy(None)
+            .build();
         let thread = ExportThread {
             rx,
-            exporter,
+            control: control_rx,
+            agent: ureq::Agent::new_with_config(config),
+            url,
+            service_name: self.service_name.clone(),
+            body: Vec::new(),
             batch: self.batch,
             interval: self.interval,
-            scope: InstrumentationScope::builder("syncnet")
-                .with_version(env!("CARGO_PKG_VERSION"))
-                .build(),
+            export_timeout: self.export_timeout,
             failures: Failures::default(),
-            url,
         };
         let handle = thread::Builder::new()
             .name("syncnet-trace-export".to_string())
@@ -175,6 +164,8 @@ impl TraceOptions {
         Ok(Tracer {
             inner: Arc::new(Inner {
                 tx,
+                control: control_tx,
+                wake_at: self.batch.min(self.queue / 2).max(1),
                 dropped,
                 options: self,
                 thread: Mutex::new(Some(handle)),
@@ -194,7 +185,14 @@ pub struct Tracer {
 }
 
 struct Inner {
-    tx: Sender<Msg>,
+    /// Finished spans. The export thread does not wait on this queue (a
+    /// wake-up per span would cost every request a context switch): it
+    /// drains it every `interval`, or when woken through `control`.
+    tx: Sender<SpanRecord>,
+    control: Sender<Control>,
+    /// Queued spans at which the export thread is woken early: a batch, or
+    /// half the queue if that is less.
+    wake_at: usize,
     dropped: IntCounter,
     options: TraceOptions,
     thread: Mutex<Option<thread::JoinHandle<()>>>,
@@ -209,9 +207,10 @@ impl fmt::Debug for Tracer {
     }
 }
 
-/// What the export thread is sent.
-enum Msg {
-    Span(SpanRecord),
+/// What wakes the export thread before its interval is up.
+enum Control {
+    /// A batch is waiting.
+    Batch,
     /// Export what is queued, shut the exporter down, then answer.
     Shutdown(Sender<()>),
 }
@@ -219,10 +218,14 @@ enum Msg {
 impl Tracer {
     /// Queues a finished span; a full queue drops it and counts it.
     pub(crate) fn submit(&self, span: SpanRecord) {
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-            self.inner.tx.try_send(Msg::Span(span))
+        let inner = &*self.inner;
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = inner.tx.try_send(span)
         {
-            self.inner.dropped.inc();
+            inner.dropped.inc();
+        } else if inner.tx.len() == inner.wake_at {
+            // A whole batch waits: wake the thread once (a full control
+            // queue means it is awake already).
+            let _ = inner.control.try_send(Control::Batch);
         }
     }
 
@@ -260,8 +263,8 @@ impl Tracer {
         let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
         let sent = self
             .inner
-            .tx
-            .send_deadline(Msg::Shutdown(ack_tx), deadline)
+            .control
+            .send_deadline(Control::Shutdown(ack_tx), deadline)
             .is_ok();
         if sent && ack_rx.recv_deadline(deadline).is_ok() {
             let _ = handle.join();
@@ -272,68 +275,100 @@ impl Tracer {
 }
 
 /// The export thread's state.
-struct ExportThread<E> {
-    rx: Receiver<Msg>,
-    exporter: E,
+struct ExportThread {
+    rx: Receiver<SpanRecord>,
+    control: Receiver<Control>,
+    /// Every request is bounded by the export timeout as a whole (connect,
+    /// send, the reply), so an endpoint that accepts and never answers
+    /// cannot hold the thread.
+    agent: ureq::Agent,
+    url: String,
+    service_name: String,
+    /// One request's body, reused.
+    body: Vec<u8>,
     batch: usize,
     interval: Duration,
-    scope: InstrumentationScope,
+    export_timeout: Duration,
     /// At most one warning a second about failed exports.
     failures: Failures,
-    url: String,
 }
 
-impl<E: SpanExporter> ExportThread<E> {
-    /// Collects spans into batches and exports one when it is full or
-    /// `interval` passed, until shut down (or every sender is gone).
+impl ExportThread {
+    /// Every `interval`, or when woken, exports what is queued, until shut
+    /// down (or every sender is gone).
     fn run(mut self) {
         let mut batch = Vec::with_capacity(self.batch);
-        let mut due = Instant::now() + self.interval;
         loop {
-            match self.rx.recv_deadline(due) {
-                Ok(Msg::Span(span)) => {
-                    batch.push(span);
-                    if batch.len() >= self.batch {
-                        self.export(&mut batch);
-                        due = Instant::now() + self.interval;
-                    }
+            match self.control.recv_timeout(self.interval) {
+                Ok(Control::Batch) | Err(RecvTimeoutError::Timeout) => {
+                    self.drain(&mut batch);
                 }
-                Ok(Msg::Shutdown(ack)) => {
-                    while let Ok(Msg::Span(span)) = self.rx.try_recv() {
-                        batch.push(span);
-                    }
-                    self.export(&mut batch);
-                    let _ = self.exporter.shutdown();
+                Ok(Control::Shutdown(ack)) => {
+                    self.drain(&mut batch);
                     let _ = ack.send(());
                     return;
                 }
-                Err(RecvTimeoutError::Timeout) => {
-                    self.export(&mut batch);
-                    due = Instant::now() + self.interval;
-                }
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.export(&mut batch);
+                    self.drain(&mut batch);
                     return;
                 }
             }
         }
     }
 
-    /// Sends `batch` (emptying it), in pieces of at most `self.batch`.
-    fn export(&mut self, batch: &mut Vec<SpanRecord>) {
-        while !batch.is_empty() {
-            let n = batch.len().min(self.batch);
-            let spans = batch
-                .drain(..n)
-                .map(|span| span.into_span_data(&self.scope))
-                .collect();
-            // The client below is blocking: the future is ready when first
-            // polled, and `block_on` only drives it.
-            if let Err(e) = futures_executor::block_on(self.exporter.export(spans))
+    /// Exports the spans queued now, a batch at a time.
+    fn drain(&mut self, batch: &mut Vec<SpanRecord>) {
+        // Bounded: what was queued when it started, at most.
+        for _ in 0..=self.rx.len() / self.batch.max(1) {
+            batch.extend(self.rx.try_iter().take(self.batch));
+            if batch.is_empty() {
+                return;
+            }
+            self.body.clear();
+            otlp::encode_request(&mut self.body, &self.service_name, batch);
+            batch.clear();
+            if let Err(e) = self.post()
                 && let Some(suppressed) = self.failures.allow()
             {
                 log::warn!(target: "syncnet::trace", url = self.url.as_str(), suppressed = suppressed; "span export failed: {e}");
             }
+        }
+    }
+
+    /// POSTs `body`, retrying a failure that may pass (no connection, 429,
+    /// 502, 503, 504) after 100 ms, 200 ms, ... while the export timeout
+    /// leaves time. A batch that still fails is lost.
+    fn post(&self) -> Result<(), String> {
+        let deadline = Instant::now() + self.export_timeout;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let error = match self
+                .agent
+                .post(&self.url)
+                .header("content-type", "application/x-protobuf")
+                .send(&self.body[..])
+            {
+                Ok(mut reply) => {
+                    let status = reply.status();
+                    // Read the (small) reply so the connection can be reused.
+                    let _ = reply.body_mut().with_config().limit(1 << 20).read_to_vec();
+                    if status.is_success() {
+                        return Ok(());
+                    }
+                    if !matches!(status.as_u16(), 429 | 502 | 503 | 504) {
+                        return Err(format!("HTTP {status}"));
+                    }
+                    format!("HTTP {status}")
+                }
+                // A timeout used the whole budget already.
+                Err(ureq::Error::Timeout(_)) => return Err("timed out".to_string()),
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() + backoff >= deadline {
+                return Err(error);
+            }
+            thread::sleep(backoff);
+            backoff *= 2;
         }
     }
 }
@@ -359,58 +394,5 @@ impl Failures {
         }
         self.last = Some(now);
         Some(std::mem::take(&mut self.suppressed))
-    }
-}
-
-/// `opentelemetry-http`'s [`HttpClient`] over `ureq`, a blocking client:
-/// the request is sent and the whole reply read before the returned future
-/// is even polled. Every request is bounded by one overall timeout, so an
-/// endpoint that accepts but never answers cannot hold the export thread.
-#[derive(Debug)]
-pub struct UreqClient {
-    agent: ureq::Agent,
-}
-
-impl UreqClient {
-    /// A client whose every request gives up after `timeout` (connect,
-    /// send and the whole reply). No proxy from the environment.
-    pub fn new(timeout: Duration) -> UreqClient {
-        let config = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .proxy(None)
-            .build();
-        UreqClient {
-            agent: ureq::Agent::new_with_config(config),
-        }
-    }
-
-    /// One blocking request.
-    fn send(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
-        let (parts, body) = request.into_parts();
-        let request = Request::from_parts(parts, body.to_vec());
-        let mut reply = self.agent.run(request)?;
-        let status = reply.status();
-        let body = reply
-            .body_mut()
-            .with_config()
-            .limit(4 * 1024 * 1024)
-            .read_to_vec()?;
-        Ok(Response::builder().status(status).body(Bytes::from(body))?)
-    }
-}
-
-impl HttpClient for UreqClient {
-    // What `#[async_trait]` would write for `async fn send_bytes`: the work
-    // is done before the future is made, so no executor is needed.
-    fn send_bytes<'a, 'b>(
-        &'a self,
-        request: Request<Bytes>,
-    ) -> Pin<Box<dyn Future<Output = Result<Response<Bytes>, HttpError>> + Send + 'b>>
-    where
-        'a: 'b,
-        Self: 'b,
-    {
-        Box::pin(std::future::ready(self.send(request)))
     }
 }

@@ -6,8 +6,9 @@
 //! | `context.rs` | [`TraceParent`]: parsing and writing `traceparent`, fresh ids |
 //! | `current.rs` | the thread's current request span (one request at a time per worker) |
 //! | `client.rs` | [`ClientSpan`]: a call made to another service |
-//! | `span.rs` | a finished span, and its conversion for the exporter |
-//! | `export.rs` | [`Tracer`]: the bounded queue and the export thread |
+//! | `span.rs` | a finished span |
+//! | `otlp.rs` | OTLP's protobuf encoding of a batch of spans |
+//! | `export.rs` | [`Tracer`]: the bounded queue and the export thread (OTLP/HTTP over `ureq`) |
 //!
 //! ## How a request is traced
 //!
@@ -34,12 +35,13 @@ mod client;
 mod context;
 mod current;
 mod export;
+mod otlp;
 mod span;
 
 pub use client::ClientSpan;
 pub use context::{Hex, TraceParent};
 pub use current::{TracerGuard, current, install};
-pub use export::{ENDPOINT_VARS, TraceOptions, Tracer, UreqClient};
+pub use export::{ENDPOINT_VARS, TraceOptions, Tracer};
 
 pub(crate) use current::{RequestSpan, log_ids};
 pub(crate) use span::{ConnSummary, record_connection};

@@ -1,16 +1,9 @@
 //! [`SpanRecord`]: one finished span as a worker hands it to the export
-//! thread — plain data, cheap to build — and its conversion into the
-//! OpenTelemetry SDK's `SpanData`, done on the export thread.
+//! thread — plain data, cheap to build (`otlp.rs` encodes it there).
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
-
-use opentelemetry::trace::{
-    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
-};
-use opentelemetry::{InstrumentationScope, KeyValue};
-use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
 /// What a span is: OpenTelemetry's kinds, as syncnet uses them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,10 +19,8 @@ pub(crate) enum Kind {
 pub(crate) enum Value {
     /// A number, e.g. `syncnet.conn_id`.
     Int(i64),
-    /// A fixed text, e.g. `rpc.system`.
+    /// A fixed text, e.g. `syncnet.close_reason`.
     Static(&'static str),
-    /// A text made at run time.
-    Owned(String),
 }
 
 /// One finished span.
@@ -47,6 +38,11 @@ pub(crate) struct SpanRecord {
     pub end: SystemTime,
     /// The peer: `network.peer.address` and `network.peer.port`.
     pub peer: Option<SocketAddr>,
+    /// `rpc.system`, and then `rpc.method` (the span's name).
+    pub rpc_system: Option<&'static str>,
+    /// `syncnet.conn_id`.
+    pub conn_id: Option<u64>,
+    /// Any others (empty, and not allocated, for request spans).
     pub attributes: Vec<(&'static str, Value)>,
     /// Status error with this description; `None`: status unset (ok).
     pub error: Option<Cow<'static, str>>,
@@ -57,51 +53,6 @@ pub(crate) fn wall_clock(instant: Instant, now: Instant, wall_now: SystemTime) -
     wall_now
         .checked_sub(now.saturating_duration_since(instant))
         .unwrap_or(wall_now)
-}
-
-impl SpanRecord {
-    /// The SDK's form of this span, for the OTLP exporter.
-    pub(crate) fn into_span_data(self, scope: &InstrumentationScope) -> SpanData {
-        let mut attributes = Vec::with_capacity(self.attributes.len() + 2);
-        if let Some(peer) = self.peer {
-            attributes.push(KeyValue::new("network.peer.address", peer.ip().to_string()));
-            attributes.push(KeyValue::new("network.peer.port", i64::from(peer.port())));
-        }
-        for (key, value) in self.attributes {
-            attributes.push(match value {
-                Value::Int(n) => KeyValue::new(key, n),
-                Value::Static(s) => KeyValue::new(key, s),
-                Value::Owned(s) => KeyValue::new(key, s),
-            });
-        }
-        SpanData {
-            span_context: SpanContext::new(
-                TraceId::from_bytes(self.trace_id),
-                SpanId::from_bytes(self.span_id),
-                TraceFlags::SAMPLED,
-                false,
-                TraceState::default(),
-            ),
-            parent_span_id: self.parent.map_or(SpanId::INVALID, SpanId::from_bytes),
-            parent_span_is_remote: self.parent_remote,
-            span_kind: match self.kind {
-                Kind::Server => SpanKind::Server,
-                Kind::Client => SpanKind::Client,
-            },
-            name: Cow::Owned(self.name),
-            start_time: self.start,
-            end_time: self.end,
-            attributes,
-            dropped_attributes_count: 0,
-            events: SpanEvents::default(),
-            links: SpanLinks::default(),
-            status: match self.error {
-                Some(description) => Status::Error { description },
-                None => Status::Unset,
-            },
-            instrumentation_scope: scope.clone(),
-        }
-    }
 }
 
 /// What a connection span says about the connection it covers.
@@ -134,8 +85,9 @@ pub(crate) fn record_connection(tracer: &super::Tracer, conn: ConnSummary) {
         start: end.checked_sub(conn.duration).unwrap_or(end),
         end,
         peer: Some(conn.peer),
+        rpc_system: None,
+        conn_id: Some(conn.conn_id),
         attributes: vec![
-            ("syncnet.conn_id", to_i64(conn.conn_id)),
             ("syncnet.bytes_in", to_i64(conn.bytes_in)),
             ("syncnet.bytes_out", to_i64(conn.bytes_out)),
             ("syncnet.close_reason", Value::Static(conn.reason)),
