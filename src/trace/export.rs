@@ -222,9 +222,9 @@ impl Tracer {
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = inner.tx.try_send(span)
         {
             inner.dropped.inc();
-        } else if inner.tx.len() == inner.wake_at {
-            // A whole batch waits: wake the thread once (a full control
-            // queue means it is awake already).
+        } else if inner.tx.len() >= inner.wake_at {
+            // A whole batch waits: wake the thread (a full control queue
+            // means it was woken already; `try_send` then fails at once).
             let _ = inner.control.try_send(Control::Batch);
         }
     }
