@@ -96,7 +96,7 @@ struct ServeArgs {
     #[arg(long, value_name = "URL")]
     otlp_endpoint: Option<String>,
     /// Most finished spans waiting for export (for the tests; not documented)
-    #[arg(long, hide = true, value_name = "N", default_value_t = 2048)]
+    #[arg(long, hide = true, value_name = "N", default_value_t = 8192)]
     trace_queue: usize,
 }
 

@@ -46,7 +46,7 @@ pub struct TraceOptions {
 impl TraceOptions {
     /// Spans go to `endpoint`, an OTLP/HTTP base URL such as
     /// `http://127.0.0.1:4318`: they are POSTed to `endpoint/v1/traces`.
-    /// Service name `syncnet` (or `OTEL_SERVICE_NAME`), a queue of 2048
+    /// Service name `syncnet` (or `OTEL_SERVICE_NAME`), a queue of 8192
     /// spans, batches of at most 512 every 500 ms, a 5 s export timeout.
     pub fn new(endpoint: impl Into<String>) -> TraceOptions {
         TraceOptions {
@@ -55,7 +55,7 @@ impl TraceOptions {
                 .ok()
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "syncnet".to_string()),
-            queue: 2048,
+            queue: 8192,
             batch: 512,
             interval: Duration::from_millis(500),
             export_timeout: Duration::from_secs(5),
@@ -94,7 +94,7 @@ impl TraceOptions {
     }
 
     /// Most finished spans waiting for export; beyond, spans are dropped
-    /// and counted. Defaults to 2048 (at least 1).
+    /// and counted. Defaults to 8192 (at least 1).
     pub fn queue(mut self, spans: usize) -> Self {
         self.queue = spans.max(1);
         self
