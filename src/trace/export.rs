@@ -130,7 +130,8 @@ impl TraceOptions {
             )));
         }
         let (tx, rx) = crossbeam_channel::bounded(self.queue);
-        // Room for one wake-up and the shutdown, so neither ever waits.
+        // Wake-ups are `try_send`: a worker never waits for room here; the
+        // shutdown waits for it at most until its deadline.
         let (control_tx, control_rx) = crossbeam_channel::bounded(2);
         let dropped = IntCounter::new(
             "syncnet_trace_spans_dropped_total",
