@@ -120,6 +120,16 @@
 //! by the closure. A [`ServerHandle`] is `Send + Sync`; `&ServerHandle` is
 //! enough to shut the server down from another thread.
 //!
+//! ## Tracing
+//!
+//! [`Builder::tracing`] turns on OpenTelemetry spans exported over OTLP/HTTP
+//! by a thread of their own (off by default; no async runtime). A
+//! [`Protocol`](service::Protocol) hands each request's method and W3C
+//! `traceparent`/`tracestate` to the layer with
+//! [`RequestContext::trace`](service::RequestContext::trace) from inside
+//! `answer`; calls a handler makes open a [`trace::ClientSpan`] and send its
+//! `traceparent` on. See [`trace`] and `docs/reference.md`, "Tracing".
+//!
 //! ## Log levels
 //!
 //! `info`: start-up, one line per closed connection, shutdown steps.
@@ -155,6 +165,7 @@ mod server;
 pub mod service;
 mod timer;
 mod tls;
+pub mod trace;
 
 pub use client::Client;
 pub use client_pool::{Call, ClientPool, ClientPoolBuilder, Lease, PoolStats};

@@ -88,6 +88,14 @@ fn json_line(ts: &str, record: &log::Record<'_>) -> String {
     out.push_str(",\"msg\":");
     push_json_str(&mut out, *record.args());
     let _ = record.key_values().visit(&mut JsonFields(&mut out));
+    if let Some(cx) = crate::trace::log_ids() {
+        let _ = write!(
+            out,
+            ",\"trace_id\":\"{}\",\"span_id\":\"{}\"",
+            cx.trace_id_hex(),
+            cx.span_id_hex()
+        );
+    }
     out.push('}');
     out
 }
@@ -155,6 +163,14 @@ fn text_line(ts: &str, record: &log::Record<'_>) -> String {
     );
     let mut fields = TextFields(&mut line);
     let _ = record.key_values().visit(&mut fields);
+    if let Some(cx) = crate::trace::log_ids() {
+        let _ = write!(
+            line,
+            " trace_id={} span_id={}",
+            cx.trace_id_hex(),
+            cx.span_id_hex()
+        );
+    }
     line
 }
 
@@ -293,6 +309,47 @@ mod tests {
         assert_eq!(v["msg"], "closed \"x\"");
         assert_eq!(v["conn_id"], 7);
         assert_eq!(v["peer"], "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn lines_written_while_a_request_is_served_carry_its_trace() {
+        use crate::trace::RequestSpan;
+        let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let peer = "127.0.0.1:5000".parse().unwrap();
+        let outside = with_record(|r| json_line("T", r));
+        assert!(!outside.contains("trace_id"), "{outside}");
+
+        // Tracing off: the caller's ids.
+        let span = RequestSpan::begin(1, peer, std::time::Instant::now(), "test");
+        RequestSpan::continue_trace("m", Some(incoming), None);
+        let json: serde_json::Value =
+            serde_json::from_str(&with_record(|r| json_line("T", r))).unwrap();
+        assert_eq!(json["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(json["span_id"], "00f067aa0ba902b7");
+        let text = with_record(|r| text_line("T", r));
+        assert!(
+            text.ends_with(" trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span_id=00f067aa0ba902b7"),
+            "{text}"
+        );
+        span.end(None);
+        assert!(!with_record(|r| text_line("T", r)).contains("trace_id"));
+
+        // Tracing on: the same trace, this request's own span.
+        let tracer = crate::trace::TraceOptions::new("http://127.0.0.1:9")
+            .start()
+            .unwrap();
+        let guard = crate::trace::install(tracer.clone());
+        let span = RequestSpan::begin(1, peer, std::time::Instant::now(), "test");
+        RequestSpan::continue_trace("m", Some(incoming), None);
+        let json: serde_json::Value =
+            serde_json::from_str(&with_record(|r| json_line("T", r))).unwrap();
+        assert_eq!(json["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        let own = crate::trace::current().unwrap();
+        assert_eq!(json["span_id"], own.span_id_hex().to_string());
+        assert_ne!(json["span_id"], "00f067aa0ba902b7");
+        span.end(None);
+        drop(guard);
+        tracer.shutdown(std::time::Duration::from_millis(100));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{Cli, Command};
+use syncnet::trace::TraceOptions;
 use syncnet::{Builder, Conn, Error, Server, ServerConfig};
 
 fn main() -> ExitCode {
@@ -76,18 +77,18 @@ fn bench(args: &cli::BenchArgs) -> Result<ExitCode, Error> {
 }
 
 fn serve(args: cli::ServeArgs) -> Result<ExitCode, Error> {
-    let (config, log_format) = args.resolve()?;
+    let (config, log_format, tracing) = args.resolve()?;
     syncnet::init_logging(log_format);
-    builder(config)?
+    builder(config, tracing)?
         .build()?
         .run(|conn: &mut Conn| syncnet::echo(conn))?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn proxy(args: cli::ProxyArgs) -> Result<ExitCode, Error> {
-    let (config, log_format, proxy) = args.resolve()?;
+    let (config, log_format, tracing, proxy) = args.resolve()?;
     syncnet::init_logging(log_format);
-    let server = builder(config)?.build()?;
+    let server = builder(config, tracing)?.build()?;
     let proxy = proxy.metrics(&server.metrics_registry()).build()?;
     server.run(proxy)?;
     Ok(ExitCode::SUCCESS)
@@ -97,13 +98,18 @@ fn proxy(args: cli::ProxyArgs) -> Result<ExitCode, Error> {
 /// activation, it takes the service's socket from descriptor 3 and, when a
 /// second was passed, the admin endpoint's from descriptor 4, instead of
 /// binding `--listen` and `--admin`; a flag that names another address than
-/// the socket's is ignored with a warning.
-fn builder(config: ServerConfig) -> Result<Builder, Error> {
+/// the socket's is ignored with a warning. With `tracing`, spans go where
+/// it says.
+fn builder(config: ServerConfig, tracing: Option<TraceOptions>) -> Result<Builder, Error> {
+    let mut builder = Server::builder();
+    if let Some(options) = tracing {
+        builder = builder.tracing(options);
+    }
     let Some(activated) = syncnet::activation::from_env()? else {
-        return Ok(Server::builder().config(config));
+        return Ok(builder.config(config));
     };
     note_inherited("--listen", Some(&config.listen), &activated.listen, 3);
-    let mut builder = Server::builder().listener(activated.listen);
+    builder = builder.listener(activated.listen);
     if let Some(admin) = activated.admin {
         note_inherited("--admin", config.admin.as_deref(), &admin, 4);
         builder = builder.admin_listener(admin);

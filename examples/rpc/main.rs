@@ -36,7 +36,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::value::RawValue;
-use syncnet::service::FramedService;
+use syncnet::service::{FramedService, Protocol};
+use syncnet::trace::{ClientSpan, TraceOptions};
 use syncnet::{Client, ClientPool, Error, LogFormat, Server, parse_duration};
 
 use methods::UPSTREAM_TIMEOUT;
@@ -90,6 +91,13 @@ struct ServeArgs {
     /// Log format on stderr: text, json, or auto (text on a terminal)
     #[arg(long, value_name = "FORMAT", default_value = "auto")]
     log_format: LogFormat,
+    /// Export spans to this OTLP/HTTP base URL (POSTs to URL/v1/traces);
+    /// else SYNCNET_OTLP_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT; off when none
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
+    /// Most finished spans waiting for export (for the tests; not documented)
+    #[arg(long, hide = true, value_name = "N", default_value_t = 8192)]
+    trace_queue: usize,
 }
 
 /// The arguments of `rpc call`.
@@ -105,6 +113,10 @@ struct CallArgs {
     method: String,
     /// The params as JSON, e.g. '[1,2]'; none when left out
     params: Option<String>,
+    /// Start a trace, print `trace_id=<32 hex digits>` on stderr and export
+    /// the call's span to this OTLP/HTTP base URL (else the environment, as for serve)
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
 }
 
 /// A duration above zero (a zero socket timeout would mean "wait forever").
@@ -139,14 +151,17 @@ fn serve(args: &ServeArgs) -> Result<(), Error> {
     syncnet::init_logging(args.log_format);
     let forward = args.forward.as_deref().map(resolve_forward).transpose()?;
     let admin = (args.admin != "off").then_some(args.admin.as_str());
-    let server = Server::builder()
+    let mut builder = Server::builder()
         .listen(args.listen.as_str())
         .admin(admin)
         .workers(args.workers)
         .queue(args.queue)
         // Refused connections read a JSON-RPC error, not just a close.
-        .reject_reply(protocol::refusal_frame())
-        .build()?;
+        .reject_reply(protocol::refusal_frame());
+    if let Some(options) = TraceOptions::from_flag_or_env(args.otlp_endpoint.as_deref()) {
+        builder = builder.tracing(options.default_service_name("rpc").queue(args.trace_queue));
+    }
+    let server = builder.build()?;
     let protocol = match forward {
         // The upstream `forward` calls through (see upstream.rs).
         Some(addr) if args.forward_per_call => JsonRpc::forward_to(ConnectPerCall::new(addr)),
@@ -206,7 +221,24 @@ impl Failure {
 /// MESSAGE` for an error reply, or a message when the server cannot be
 /// reached or does not answer in time; 2 for bad usage.
 fn call(args: &CallArgs) -> ExitCode {
-    match call_once(args) {
+    let tracer = match TraceOptions::from_flag_or_env(args.otlp_endpoint.as_deref())
+        .map(|options| options.default_service_name("rpc").start())
+        .transpose()
+    {
+        Ok(tracer) => tracer,
+        Err(e) => {
+            eprintln!("rpc call: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // The call's span is recorded on this thread, then exported before exit.
+    let guard = tracer.clone().map(syncnet::trace::install);
+    let done = call_once(args);
+    drop(guard);
+    if let Some(tracer) = tracer {
+        tracer.shutdown(args.timeout);
+    }
+    match done {
         Ok(result) => {
             println!("{result}");
             ExitCode::SUCCESS
@@ -228,25 +260,43 @@ fn call_once(args: &CallArgs) -> Result<String, Failure> {
         }
         None => None,
     };
+    // The caller's span: the root of the trace (nothing recorded, nothing
+    // sent, with tracing off).
+    let mut span = ClientSpan::start(JsonRpc::RPC_SYSTEM, &args.method);
+    if let Some(traceparent) = span.traceparent() {
+        eprintln!("trace_id={}", traceparent.trace_id_hex());
+    }
     let mut request = Vec::new();
-    upstream::frame_request(&mut request, 1, &args.method, params.as_deref())
-        .map_err(|e| Failure::new(2, e))?;
+    upstream::frame_request(
+        &mut request,
+        1,
+        &args.method,
+        params.as_deref(),
+        Some(&span),
+    )
+    .map_err(|e| Failure::new(2, e))?;
 
     let deadline = Instant::now() + args.timeout;
     let mut client = Client::connect(args.connect.as_str(), args.timeout).map_err(|e| {
         // 2 for an address that does not parse, 1 when nobody answers.
         Failure::new(u8::try_from(e.exit_code()).unwrap_or(1), e)
     })?;
+    span.set_peer(client.peer());
     let mut reply = Vec::new();
-    upstream::exchange(&mut client, &request, &mut reply, deadline)
-        .map_err(|e| Failure::new(1, format_args!("{}: {e}", args.connect)))?;
-    match upstream::read_reply(&reply, 1).map_err(|e| Failure::new(1, e))? {
-        Outcome::Result(result) => Ok(compact(result.get())),
-        Outcome::Error(error) => Err(Failure {
-            exit: 1,
-            message: format!("error {}: {}", error.code, error.message),
-        }),
+    let answered = upstream::exchange(&mut client, &request, &mut reply, deadline)
+        .map_err(|e| Failure::new(1, format_args!("{}: {e}", args.connect)))
+        .and_then(|()| upstream::read_reply(&reply, 1).map_err(|e| Failure::new(1, e)))
+        .and_then(|outcome| match outcome {
+            Outcome::Result(result) => Ok(compact(result.get())),
+            Outcome::Error(error) => Err(Failure {
+                exit: 1,
+                message: format!("error {}: {}", error.code, error.message),
+            }),
+        });
+    if let Err(failure) = &answered {
+        span.set_error(failure.message.clone());
     }
+    answered
 }
 
 /// Valid JSON without the whitespace between its tokens. (Re-serialising

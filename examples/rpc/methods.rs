@@ -13,7 +13,10 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::protocol::{METHOD_NOT_FOUND, RpcError, present, write_json};
+use syncnet::service::Protocol;
+use syncnet::trace::ClientSpan;
+
+use crate::protocol::{JsonRpc, METHOD_NOT_FOUND, RpcError, present, write_json};
 use crate::upstream::{self, Outcome, Upstream};
 
 /// The longest `sleep`, in milliseconds.
@@ -226,22 +229,39 @@ fn forward(
     let target: Target<'_> = params_as(params)?;
     let deadline = Instant::now() + syncnet::service::time_left().unwrap_or(UPSTREAM_TIMEOUT);
     let id = NEXT_UPSTREAM_ID.fetch_add(1, Ordering::Relaxed);
+    // A client span, child of this request's; its `traceparent` goes in
+    // the upstream request. Ends (and is recorded) when this returns.
+    let mut span = ClientSpan::start(JsonRpc::RPC_SYSTEM, &target.method);
     scratch.request.clear();
-    upstream::frame_request(&mut scratch.request, id, &target.method, target.params)
-        .map_err(RpcError::upstream)?;
-    upstream
-        .round_trip(&scratch.request, &mut scratch.reply, deadline)
-        .map_err(RpcError::upstream)?;
-    match upstream::read_reply(&scratch.reply, id).map_err(RpcError::upstream)? {
+    upstream::frame_request(
+        &mut scratch.request,
+        id,
+        &target.method,
+        target.params,
+        Some(&span),
+    )
+    .map_err(RpcError::upstream)?;
+    if let Err(e) = upstream.round_trip(&scratch.request, &mut scratch.reply, deadline) {
+        span.set_error(e.to_string());
+        return Err(RpcError::upstream(e));
+    }
+    let outcome = upstream::read_reply(&scratch.reply, id).map_err(|e| {
+        span.set_error(e.to_string());
+        RpcError::upstream(e)
+    })?;
+    match outcome {
         Outcome::Result(result) => {
             out.extend_from_slice(result.get().as_bytes());
             Ok(())
         }
-        Outcome::Error(error) => Err(RpcError {
-            code: error.code,
-            message: Cow::Owned(error.message.into_owned()),
-            data: error.data.map(ToOwned::to_owned),
-            kind: syncnet::RequestErrorKind::Handler,
-        }),
+        Outcome::Error(error) => {
+            span.set_error(format!("error {}: {}", error.code, error.message));
+            Err(RpcError {
+                code: error.code,
+                message: Cow::Owned(error.message.into_owned()),
+                data: error.data.map(ToOwned::to_owned),
+                kind: syncnet::RequestErrorKind::Handler,
+            })
+        }
     }
 }

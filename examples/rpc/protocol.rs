@@ -68,13 +68,15 @@ pub struct Request<'a> {
     /// treat that as `null`).
     #[serde(default, borrow, deserialize_with = "present")]
     pub params: Option<&'a RawValue>,
-    /// W3C trace context, accepted for a later tracing feature: checked to
-    /// be a string, then ignored.
-    #[serde(default, rename = "traceparent")]
-    _traceparent: Option<AnyString>,
-    /// See `traceparent`.
-    #[serde(default, rename = "tracestate")]
-    _tracestate: Option<AnyString>,
+    /// The W3C trace context the caller sends, as raw JSON: handed to
+    /// syncnet with `RequestContext::trace` when it is a string. Any other
+    /// value, like a malformed string, starts a new trace: it is never an
+    /// error.
+    #[serde(default, borrow)]
+    pub traceparent: Option<&'a RawValue>,
+    /// The W3C `tracestate` sent with `traceparent`, passed on unchanged.
+    #[serde(default, borrow)]
+    pub tracestate: Option<&'a RawValue>,
 }
 
 /// Deserialises a member that is there, `null` included, as `Some`.
@@ -111,23 +113,17 @@ impl<'de> Deserialize<'de> for Version {
     }
 }
 
-/// Any JSON string, checked and dropped without being copied.
-#[derive(Debug)]
-struct AnyString;
-
-impl<'de> Deserialize<'de> for AnyString {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<AnyString, D::Error> {
-        struct Expect;
-        impl Visitor<'_> for Expect {
-            type Value = AnyString;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<AnyString, E> {
-                Ok(AnyString)
-            }
-        }
-        d.deserialize_str(Expect)
+/// The text of a JSON string (borrowed unless it has escapes); `None`
+/// for any other JSON value.
+fn json_string(raw: &RawValue) -> Option<Cow<'_, str>> {
+    if !raw.get().starts_with('"') {
+        return None;
+    }
+    match serde_json::from_str::<&str>(raw.get()) {
+        Ok(text) => Some(Cow::Borrowed(text)),
+        Err(_) => serde_json::from_str::<String>(raw.get())
+            .ok()
+            .map(Cow::Owned),
     }
 }
 
@@ -341,6 +337,8 @@ impl Protocol for JsonRpc {
     /// Buffers `forward` reuses from one request to the next.
     type Session = Scratch;
 
+    const RPC_SYSTEM: &'static str = "jsonrpc";
+
     fn codec(&self) -> LengthPrefixed {
         LengthPrefixed::new(MAX_FRAME)
     }
@@ -349,7 +347,7 @@ impl Protocol for JsonRpc {
         &self,
         scratch: &mut Scratch,
         frame: &[u8],
-        _: &RequestContext,
+        cx: &RequestContext,
         reply: &mut Vec<u8>,
     ) -> Answer {
         let request = match parse_request(frame) {
@@ -361,6 +359,15 @@ impl Protocol for JsonRpc {
                 return Answer::Error(RequestErrorKind::Malformed);
             }
         };
+        let (traceparent, tracestate) = (
+            request.traceparent.and_then(json_string),
+            request.tracestate.and_then(json_string),
+        );
+        cx.trace(
+            &request.method,
+            traceparent.as_deref(),
+            tracestate.as_deref(),
+        );
         begin_reply(reply, request.id);
         let head = reply.len();
         reply.extend_from_slice(br#""result":"#);

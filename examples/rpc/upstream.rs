@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use syncnet::trace::ClientSpan;
 use syncnet::{Client, ClientPool};
 
 use crate::protocol::{MAX_FRAME, present, write_json};
@@ -196,6 +197,7 @@ pub fn frame_request(
     id: u64,
     method: &str,
     params: Option<&RawValue>,
+    span: Option<&ClientSpan>,
 ) -> io::Result<()> {
     let start = out.len();
     out.extend_from_slice(&[0; 4]); // the length, filled in below
@@ -206,6 +208,16 @@ pub fn frame_request(
     if let Some(params) = params {
         out.extend_from_slice(br#","params":"#);
         out.extend_from_slice(params.get().as_bytes());
+    }
+    // The trace context the callee continues (none with tracing off and
+    // no incoming one).
+    if let Some(traceparent) = span.and_then(ClientSpan::traceparent) {
+        // `Display` writes only hex digits and dashes: no escaping needed.
+        let _ = write!(out, r#","traceparent":"{traceparent}""#);
+        if let Some(state) = span.and_then(ClientSpan::tracestate) {
+            out.extend_from_slice(br#","tracestate":"#);
+            write_json(out, &state);
+        }
     }
     out.push(b'}');
     let len = out.len() - start - 4;

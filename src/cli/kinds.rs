@@ -114,6 +114,7 @@ macro_rules! kind {
         Some($default.clone().unwrap_or_else(|| "off".to_string()))
     };
     (shown Parsed<$t:ty>) => { Some($crate::cli::kinds::shown_parsed(<$t>::default())) };
+    (shown Value<$t:ty>) => { None::<String> };
     (shown $kind:ident $(, $default:expr)?) => { None::<String> };
 
     (repeatable Networks) => { true };

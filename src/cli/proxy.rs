@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use syncnet::proxy::{Balance, Proxy, ProxyBuilder, Version};
+use syncnet::trace::TraceOptions;
 use syncnet::{Error, LogFormat, ServerConfig};
 
 use super::ServeArgs;
@@ -69,20 +70,22 @@ pub enum ProxyProtocolArg {
 }
 
 impl ProxyArgs {
-    /// The server's configuration and log format (as for `serve`), and the
+    /// The server's configuration, log format and tracing (as for `serve`), and the
     /// proxy's settings, not built yet (its metrics go in the server's registry).
     ///
     /// # Errors
     /// As [`ServeArgs::resolve`]; [`Error::Config`] naming `--upstream` when
     /// there is none.
-    pub fn resolve(self) -> Result<(ServerConfig, LogFormat, ProxyBuilder), Error> {
+    pub fn resolve(
+        self,
+    ) -> Result<(ServerConfig, LogFormat, Option<TraceOptions>, ProxyBuilder), Error> {
         if self.upstream.is_empty() {
             return Err(Error::Config {
                 setting: "--upstream".into(),
                 message: "needs at least one ADDR (host:port)".into(),
             });
         }
-        let (config, format) = self.serve.resolve()?;
+        let (config, format, tracing) = self.serve.resolve()?;
         let mut builder = Proxy::builder()
             .balance(match self.balance {
                 BalanceArg::LeastConn => Balance::LeastConn,
@@ -98,6 +101,6 @@ impl ProxyArgs {
         for upstream in self.upstream {
             builder = builder.upstream(upstream);
         }
-        Ok((config, format, builder))
+        Ok((config, format, tracing, builder))
     }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use syncnet::trace::TraceOptions;
 use syncnet::{Error, LogFormat, ServerConfig, TlsSettings};
 
 use super::kinds;
@@ -25,18 +26,21 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     /// Merges command line/environment, file and defaults into a server
-    /// configuration and a log format.
+    /// configuration, a log format and the tracing options (`None`: off).
     ///
     /// # Errors
     /// [`Error::ConfigFile`] for an unreadable or invalid file (naming the
     /// key); [`Error::Config`] for TLS flags that cannot work together.
-    pub fn resolve(self) -> Result<(ServerConfig, LogFormat), Error> {
+    pub fn resolve(self) -> Result<(ServerConfig, LogFormat, Option<TraceOptions>), Error> {
         let (file, path) = match &self.config {
             Some(path) => (kinds::load_file(path)?, path.clone()),
             None => (FileSettings::default(), PathBuf::new()),
         };
         let (config, program) = merge(self.settings, file, &path)?;
-        Ok((config, program.log_format.unwrap_or_default()))
+        // Flag > SYNCNET_OTLP_ENDPOINT (both through clap) > file >
+        // OTEL_EXPORTER_OTLP_ENDPOINT.
+        let tracing = TraceOptions::from_flag_or_env(program.otlp_endpoint.as_deref());
+        Ok((config, program.log_format.unwrap_or_default(), tracing))
     }
 }
 
@@ -95,7 +99,7 @@ mod tests {
         let cli = Cli::try_parse_from(["syncnet", "serve"].iter().chain(args))
             .unwrap_or_else(|e| panic!("{args:?}: {e}"));
         match cli.command {
-            Command::Serve(serve) => serve.resolve(),
+            Command::Serve(serve) => serve.resolve().map(|(config, format, _)| (config, format)),
             other => panic!("not serve: {other:?}"),
         }
     }

@@ -14,6 +14,7 @@ use socket2::{Domain, Socket, Type};
 use super::Server;
 use super::listener::Origin;
 use crate::config::ServerConfig;
+use crate::trace::TraceOptions;
 use crate::{Cidr, Error, TlsSettings};
 
 /// Builds a [`Server`]. Every setter documents its default; see
@@ -40,6 +41,8 @@ pub struct Builder {
     listener: Option<Arc<TcpListener>>,
     /// [`Builder::admin_listener`]: the admin endpoint's, likewise.
     admin_listener: Option<Arc<TcpListener>>,
+    /// Where spans go; `None`: tracing off.
+    tracing: Option<TraceOptions>,
 }
 
 impl Builder {
@@ -144,7 +147,37 @@ impl Builder {
         let admin = self.admin_listener.map(unshare).transpose()?;
         let mut server = Server::new(listener, origin, admin, config)?;
         server.reject_reply = self.reject_reply;
+        if let Some(options) = self.tracing {
+            let tracer = options.start()?;
+            tracer.register(&server.metrics_registry());
+            server.tracer = Some(tracer);
+        }
         Ok(server)
+    }
+
+    /// Turns tracing on: every request a
+    /// [`FramedService`](crate::service::FramedService) answers gets a
+    /// server span, every connection a `connection` span, and calls made
+    /// inside handlers client spans ([`ClientSpan`](crate::trace::ClientSpan)),
+    /// exported over OTLP/HTTP on a thread of their own; spans dropped
+    /// because its queue was full are counted in
+    /// `syncnet_trace_spans_dropped_total`; the shutdown exports what is
+    /// queued within the drain timeout. Defaults to off (an incoming
+    /// `traceparent` is still passed on). See [`crate::trace`].
+    ///
+    /// ```
+    /// use syncnet::trace::TraceOptions;
+    /// let server = syncnet::Server::builder()
+    ///     .listen("127.0.0.1:0")
+    ///     .admin(None)
+    ///     .tracing(TraceOptions::new("http://127.0.0.1:4318").queue(1024))
+    ///     .build()?;
+    /// # drop(server);
+    /// # Ok::<(), syncnet::Error>(())
+    /// ```
+    pub fn tracing(mut self, options: TraceOptions) -> Self {
+        self.tracing = Some(options);
+        self
     }
 
     /// The protocol's own refusal: when the server turns a plain-TCP

@@ -42,6 +42,7 @@ use crate::metrics::{Metrics, RejectReason};
 use crate::pool::{Pool, PoolConfig, PoolShared};
 use crate::timer::FifoTimer;
 use crate::tls::{LiveConfig, TlsMetrics, Watcher};
+use crate::trace::Tracer;
 use crate::{Error, admin, panics};
 use admission::Admission;
 use builder::{bind, local_addr_of};
@@ -88,6 +89,8 @@ pub struct Server {
     admin_addr: Option<SocketAddr>,
     /// [`Builder::reject_reply`]: written to refused plain-TCP connections.
     reject_reply: Option<Arc<[u8]>>,
+    /// [`Builder::tracing`]: records and exports spans.
+    tracer: Option<Tracer>,
     /// This server's metrics, created with it so that other components
     /// (e.g. a `ClientPool`) can register theirs before it runs.
     metrics: Arc<Metrics>,
@@ -166,6 +169,7 @@ impl Server {
             local_addr,
             admin_addr,
             reject_reply: None,
+            tracer: None,
             metrics,
             config,
         })
@@ -262,6 +266,7 @@ impl Server {
             local_addr,
             admin_addr,
             reject_reply,
+            tracer,
             metrics,
         } = self;
         let lifetime_timer = if config.max_lifetime.is_zero() {
@@ -300,6 +305,7 @@ impl Server {
             lifetime_timer,
             reject_logs: RejectReason::ALL.map(|_| LogEvery::new()),
             reject_reply: reject_reply.filter(|_| config.tls.is_none()),
+            tracer,
             config,
         });
         let config = &service.config;

@@ -34,6 +34,7 @@ use crate::pool::{Service, Waiting};
 use crate::proxy_protocol::{self, ProxyHeader};
 use crate::timer::FifoTimer;
 use crate::tls::LiveConfig;
+use crate::trace::{ConnSummary, Tracer, record_connection};
 
 /// What every worker of one server shares to serve a connection.
 pub(crate) struct ConnService {
@@ -55,6 +56,8 @@ pub(crate) struct ConnService {
     pub(super) reject_logs: [LogEvery; RejectReason::ALL.len()],
     /// `Builder::reject_reply`, for plain TCP only.
     pub(super) reject_reply: Option<Arc<[u8]>>,
+    /// `Builder::tracing`: installed on the worker for each connection.
+    pub(super) tracer: Option<Tracer>,
 }
 
 /// How a handler ended: returned (with its result) or panicked.
@@ -157,6 +160,18 @@ impl Service for ConnService {
         self.metrics.active.dec();
         self.metrics.workers_busy.dec();
 
+        if let Some(tracer) = &self.tracer {
+            let summary = ConnSummary {
+                conn_id: id,
+                peer: fields.peer,
+                duration,
+                bytes_in: shared.bytes_in(),
+                bytes_out: shared.bytes_out(),
+                reason: reason.as_str(),
+                failed: matches!(reason, CloseReason::Error | CloseReason::Panic),
+            };
+            record_connection(tracer, summary);
+        }
         self.log_close(fields, &shared, duration, reason, outcome, extra);
         // The last reference: the pool drops it, closing the socket.
         Some(shared)
@@ -207,7 +222,9 @@ impl ConnService {
             Arc::clone(&self.lifecycle),
             Arc::clone(&self.metrics),
         );
+        let tracing = self.tracer.clone().map(crate::trace::install);
         let outcome = panics::catch(|| self.handler.handle(&mut conn));
+        drop(tracing);
         if matches!(outcome, Ok(Ok(()))) {
             conn.finish();
             conn.discard_unread();

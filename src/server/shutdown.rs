@@ -18,6 +18,9 @@ use crate::Error;
 use crate::config::format_duration;
 use crate::lifecycle::Phase;
 
+/// The least time the shutdown gives the export of queued spans.
+const MIN_TRACE_FLUSH: Duration = Duration::from_millis(200);
+
 /// After the drain deadline forced the rest closed, how long their handlers
 /// get to notice, and then how long the workers get to exit.
 const AFTER_DEADLINE: Duration = Duration::from_secs(1);
@@ -58,6 +61,7 @@ impl ServerHandle {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         lifecycle.advance(Phase::Draining);
+        let drain_deadline = Instant::now() + drain;
         if let Some(running) = running {
             // Stop accepting; the accept thread drops its end of the queue.
             running.listener.wake();
@@ -78,6 +82,12 @@ impl ServerHandle {
             running.pool.wait_workers(Instant::now() + AFTER_DEADLINE);
             // No handshake is left to start: stop reloading the TLS files.
             drop(running.tls_watcher);
+        }
+        if let Some(tracer) = &service.tracer {
+            // What is queued goes out within the drain timeout (at least a
+            // moment, so that spans of a zero-drain stop are not all lost).
+            let left = drain_deadline.saturating_duration_since(Instant::now());
+            tracer.shutdown(left.max(MIN_TRACE_FLUSH));
         }
         if let Some(admin) = &self.admin {
             admin.shutdown_with(Duration::ZERO, Duration::ZERO);

@@ -11,6 +11,7 @@ use super::protocol::{Answer, Protocol, RequestContext};
 use crate::frame::{Codec, FrameError, FrameReader};
 use crate::limits::TokenBucket;
 use crate::metrics::{LocalRequestMetrics, RequestMetrics};
+use crate::trace::RequestSpan;
 use crate::{Conn, Handler, RequestErrorKind};
 
 /// Replies waiting in the output buffer are written once they pass this
@@ -208,12 +209,16 @@ impl<P: Protocol> Connection<'_, P> {
                 deadline: (!timeout.is_zero()).then(|| received + timeout),
             };
             self.reply.clear();
+            let span = RequestSpan::begin(conn_id, peer, received, P::RPC_SYSTEM);
+            // A refusal (rate limit, deadline) is counted as it happens.
+            let mut refused = None;
             let answer = if self
                 .bucket
                 .as_mut()
                 .is_some_and(|bucket| !bucket.try_take(received))
             {
                 self.counts.error(RequestErrorKind::RateLimit);
+                refused = Some(RequestErrorKind::RateLimit);
                 protocol.busy(
                     &mut self.session,
                     frame,
@@ -228,6 +233,7 @@ impl<P: Protocol> Connection<'_, P> {
                 if cx.deadline.is_some_and(|d| Instant::now() > d) {
                     self.reply.clear();
                     self.counts.error(RequestErrorKind::Deadline);
+                    refused = Some(RequestErrorKind::Deadline);
                     protocol.busy(
                         &mut self.session,
                         frame,
@@ -244,6 +250,10 @@ impl<P: Protocol> Connection<'_, P> {
             if let Answer::Error(kind) = answer {
                 self.counts.error(kind);
             }
+            span.end(match answer {
+                Answer::Error(kind) => Some(kind.as_str()),
+                _ => refused.map(RequestErrorKind::as_str),
+            });
             let send = match answer {
                 Answer::Reply | Answer::Error(_) => true,
                 Answer::Close => !self.reply.is_empty(),

@@ -63,6 +63,11 @@ pub trait Protocol: Send + Sync + 'static {
     /// in progress); `()` for none. Created with `Default` per connection.
     type Session: Default;
 
+    /// The `rpc.system` attribute of this protocol's request spans
+    /// (OpenTelemetry's RPC conventions, e.g. `jsonrpc`); see
+    /// [`RequestContext::trace`]. Defaults to `syncnet`.
+    const RPC_SYSTEM: &'static str = "syncnet";
+
     /// The codec for a new connection.
     fn codec(&self) -> Self::Codec;
 
@@ -157,5 +162,42 @@ impl RequestContext {
     pub fn time_left(&self) -> Option<Duration> {
         self.deadline
             .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// Hands the layer this request's trace context, from inside
+    /// [`Protocol::answer`] as soon as the request is read (before any call
+    /// the handler makes): `method` names the request's span (and its
+    /// `rpc.method`); `traceparent` and `tracestate` are the W3C values
+    /// the request carried, if any. A valid `traceparent` makes the span a
+    /// child of the caller's; a missing or malformed one leaves it the root
+    /// of a new trace (never an error). With tracing off, the incoming
+    /// values are still what calls made inside the handler pass on
+    /// ([`ClientSpan`](crate::trace::ClientSpan)). A protocol that never
+    /// calls it gets spans named `request` in new traces.
+    ///
+    /// ```
+    /// use syncnet::frame::Lines;
+    /// use syncnet::service::{Answer, Protocol, RequestContext};
+    ///
+    /// /// `TRACEPARENT METHOD`: answers with the trace context calls would carry.
+    /// struct Traced;
+    /// impl Protocol for Traced {
+    ///     type Codec = Lines;
+    ///     type Session = ();
+    ///     fn codec(&self) -> Lines { Lines::new(1024) }
+    ///     fn answer(&self, _: &mut (), line: &[u8], cx: &RequestContext, reply: &mut Vec<u8>) -> Answer {
+    ///         let text = String::from_utf8_lossy(line);
+    ///         let (traceparent, method) = text.split_once(' ').unwrap_or(("", &text));
+    ///         cx.trace(method, Some(traceparent), None);
+    ///         let current = syncnet::trace::current().map(|p| p.to_string());
+    ///         reply.extend_from_slice(current.unwrap_or_default().as_bytes());
+    ///         Answer::Reply
+    ///     }
+    /// }
+    /// let mut stream = syncnet::service::FramedService::new(Traced);
+    /// # let _ = &mut stream;
+    /// ```
+    pub fn trace(&self, method: &str, traceparent: Option<&str>, tracestate: Option<&str>) {
+        crate::trace::RequestSpan::continue_trace(method, traceparent, tracestate);
     }
 }

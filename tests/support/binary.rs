@@ -49,10 +49,11 @@ pub fn serve_command() -> Command {
     cmd
 }
 
-/// Removes every `SYNCNET_*` variable and sets `RUST_LOG=info`.
+/// Removes every `SYNCNET_*` and `OTEL_*` variable and sets `RUST_LOG=info`.
 pub fn clean_env(cmd: &mut Command) {
     for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("SYNCNET_") {
+        let key_text = key.to_string_lossy();
+        if key_text.starts_with("SYNCNET_") || key_text.starts_with("OTEL_") {
             cmd.env_remove(key);
         }
     }
