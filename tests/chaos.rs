@@ -68,7 +68,7 @@ const SEEN_WITHIN: Duration = Duration::from_millis(500);
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
+    support::outside::in_ci()
 }
 
 /// Raises this process's open-file limit to its hard limit: the test holds

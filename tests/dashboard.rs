@@ -35,20 +35,7 @@ const QUERIES: Duration = Duration::from_secs(30);
 /// The `prometheus` executable, or `None` (after saying why) when it is not
 /// installed and CI is not set.
 fn prometheus_path() -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).collect())
-        .unwrap_or_default();
-    dirs.extend(["/usr/bin", "/usr/sbin"].map(PathBuf::from));
-    let found = dirs
-        .into_iter()
-        .map(|dir| dir.join("prometheus"))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        assert!(!ci, "`prometheus` is required when CI=true");
-        eprintln!("skipped: `prometheus` is not installed");
-    }
-    found
+    support::outside::require_program("prometheus", "prometheus")
 }
 
 /// GET `path` over HTTP/1.0 (so the body is never chunked): (status, body).

@@ -16,20 +16,7 @@ use support::*;
 /// The `haproxy` executable, or `None` (after saying why) when it is not
 /// installed and CI is not set.
 fn haproxy_path() -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).collect())
-        .unwrap_or_default();
-    dirs.extend(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from));
-    let found = dirs
-        .into_iter()
-        .map(|dir| dir.join("haproxy"))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        assert!(!ci, "`haproxy` is required when CI=true");
-        eprintln!("skipped: `haproxy` is not installed");
-    }
-    found
+    support::outside::require_program("haproxy", "haproxy")
 }
 
 /// HAProxy in the foreground, killed and reaped on drop.

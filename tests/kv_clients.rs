@@ -40,12 +40,7 @@ fn runs(program: &str, args: &[&str]) -> bool {
 /// failure instead under `CI=true`.
 fn available(what: &str, present: bool, package: &str) -> bool {
     if !present {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "{what} is not installed; CI must have it (.ci/run installs the {package} package)"
-        );
-        eprintln!("skipping: {what} is not installed (set CI=true to make this a failure)");
+        support::outside::missing(what, package);
     }
     present
 }

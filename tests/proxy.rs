@@ -350,11 +350,7 @@ fn redis_cli_pings_through_the_proxy() {
             .is_ok_and(|s| s.success())
     };
     if !have("redis-server") || !have("redis-cli") {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "redis-server and redis-cli are needed under CI=true (apt-get install redis-server redis-tools)"
-        );
-        eprintln!("skipped: redis-server or redis-cli is not installed");
+        support::outside::missing("`redis-server` or `redis-cli`", "redis-server, redis-tools");
         return;
     }
     let port = dead_addr().port().to_string();
@@ -393,7 +389,7 @@ fn redis_cli_pings_through_the_proxy() {
     );
 
     // redis-benchmark through the proxy completes without errors.
-    if have("redis-benchmark") || std::env::var("CI").as_deref() == Ok("true") {
+    if have("redis-benchmark") || support::outside::in_ci() {
         let out = Command::new("redis-benchmark")
             .args(["-h", "127.0.0.1", "-p"])
             .arg(proxy.local_addr().port().to_string())
@@ -524,18 +520,13 @@ fn postgres_bin() -> Option<std::path::PathBuf> {
 #[test]
 fn psql_selects_through_the_proxy() {
     use std::process::{Command, Stdio};
-    let ci = std::env::var("CI").as_deref() == Ok("true");
     let psql_ok = Command::new("psql")
         .arg("--version")
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     let (Some(bin), true) = (postgres_bin(), psql_ok) else {
-        assert!(
-            !ci,
-            "PostgreSQL and psql are needed under CI=true (apt-get install postgresql)"
-        );
-        eprintln!("skipped: PostgreSQL (server binaries) or psql is not installed");
+        support::outside::missing("PostgreSQL (server binaries) or `psql`", "postgresql");
         return;
     };
     let data = std::env::temp_dir().join(format!("syncnet-pg-{}", std::process::id()));

@@ -33,22 +33,7 @@ const CLIENT_EVERY: Duration = Duration::from_millis(10);
 /// `systemd-socket-activate`, or `None` (after saying why) when it is not
 /// installed and CI is not set.
 fn socket_activate_path() -> Option<PathBuf> {
-    let found = [
-        "/usr/bin/systemd-socket-activate",
-        "/bin/systemd-socket-activate",
-    ]
-    .map(PathBuf::from)
-    .into_iter()
-    .find(|p| p.is_file());
-    if found.is_none() {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        assert!(
-            !ci,
-            "`systemd-socket-activate` (Debian systemd) is required when CI=true"
-        );
-        eprintln!("skipped: `systemd-socket-activate` is not installed (Debian package systemd)");
-    }
-    found
+    support::outside::require_program("systemd-socket-activate", "systemd")
 }
 
 /// Two ports on 127.0.0.1 that were free a moment ago (systemd-socket-activate

@@ -252,17 +252,7 @@ fn a_handler_reads_the_client_certificate_names() {
 /// The path of `program` when it is installed; `None` (after saying why)
 /// when it is not and CI is not set; a panic when it is not and CI=true.
 fn require(program: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        assert!(!ci, "`{program}` is required when CI=true");
-        eprintln!("skipped: `{program}` is not installed");
-    }
-    found
+    support::outside::require_program(program, "openssl")
 }
 
 /// A child process, killed and reaped on drop.

@@ -2,6 +2,7 @@
 //! read their metrics. Every wait is bounded.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod outside; // outside programs: found, or the test is skipped (a failure when CI=true)
 pub mod pki; // the test CAs and certificates; the unit tests of src/tls include it too
 
 use std::io::{Read, Write};
