@@ -1,5 +1,5 @@
 //! The examples' binaries (`rpc`, `echo_client`, `ingest`, `kv`,
-//! `proxy_by_name`), for tests that run them as processes.
+//! `proxy_by_name`, `line_counter`), for tests that run them as processes.
 //!
 //! Cargo builds examples for `cargo test` but not for a targeted
 //! `cargo test --test NAME`, so the first call builds it (with the cargo
@@ -93,4 +93,10 @@ fn build_example(name: &str) -> PathBuf {
 pub fn proxy_by_name_exe() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| build_example("proxy_by_name"))
+}
+
+/// Path of the built `line_counter` example, built on the first call.
+pub fn line_counter_exe() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| build_example("line_counter"))
 }
