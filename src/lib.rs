@@ -70,13 +70,17 @@
 //!    `bytes_in`, `bytes_out`, `duration_ms` and `reason`, and the metrics.
 //!
 //! **Shutdown** (`server/shutdown.rs`, [`ServerHandle::shutdown`], or a
-//! signal under [`Server::run`]): the server's one phase
-//! (`src/lifecycle.rs`: running → stopping → draining → stopped) moves on:
-//! `/readyz` turns 503, the listener closes after the shutdown delay, every
-//! open connection's read side is shut down so its handler sees end of
-//! input and finishes, and what is left after the drain timeout is closed
-//! by force. `docs/reference.md` is the reference for flags, metrics, logs,
-//! exit codes and shutdown; `docs/architecture.md` draws the modules.
+//! signal under [`Server::run`], which `shutdown::signals` catches): the
+//! server's one phase (`src/lifecycle.rs`: running → stopping → draining →
+//! stopped) moves on: `/readyz` turns 503; after the shutdown delay the
+//! accept thread is woken and exits (`server/listener.rs`,
+//! `Acceptor::wake`), connections still queued are refused (`pool.rs`,
+//! `PoolShared::reject_queued`), every open connection's read side is shut
+//! down so its handler sees end of input and finishes
+//! (`server/registry.rs`, `Registry::shut_reads`), and what is left after
+//! the drain timeout is closed by force (`Registry::force_close`).
+//! `docs/reference.md` is the reference for flags, metrics, logs, exit
+//! codes and shutdown; `docs/architecture.md` maps every module.
 //!
 //! ## Embedding and testing
 //!
@@ -88,7 +92,8 @@
 //! use std::time::Duration;
 //! use syncnet::{Conn, Server};
 //!
-//! // A custom protocol: answer every chunk with its length.
+//! // A raw handler: answer every `read` with how many bytes it returned.
+//! // (TCP carries bytes, not messages: for whole requests, see below.)
 //! let server = Server::builder()
 //!     .listen("127.0.0.1:0")
 //!     .admin(None)
@@ -113,11 +118,79 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## Your own protocol
+//!
+//! Read in this order: [`frame`] (how a byte stream is cut into requests:
+//! [`Lines`](frame::Lines) for text commands, one per line,
+//! [`LengthPrefixed`](frame::LengthPrefixed) for binary messages), then
+//! [`service::Protocol`] (one request in, one reply out), then
+//! [`service::FramedService`], which turns a `Protocol` into a [`Handler`]
+//! and runs the loop for you: pipelining, the request metrics
+//! (`syncnet_requests_total`, `syncnet_request_errors_total{kind}`,
+//! `syncnet_request_duration_seconds`), a request-rate limit and
+//! deadlines. A line protocol whose replies say `ERR ...` to bad requests
+//! and whose over-long lines close the connection:
+//!
+//! ```
+//! use std::io::{BufRead, BufReader, Write};
+//! use std::time::Duration;
+//! use syncnet::frame::{FrameError, Lines};
+//! use syncnet::service::{Answer, FramedService, Protocol, RequestContext};
+//! use syncnet::{Client, RequestErrorKind, Server};
+//!
+//! /// `PING` → `PONG`; anything else → `ERR unknown command`.
+//! struct Ping;
+//!
+//! impl Protocol for Ping {
+//!     type Codec = Lines; // requests and replies are lines
+//!     type Session = ();  // nothing remembered between requests
+//!
+//!     fn codec(&self) -> Lines {
+//!         Lines::new(64) // a longer line is a frame error: bad_frame, then close
+//!     }
+//!
+//!     fn answer(&self, _: &mut (), line: &[u8], _: &RequestContext, reply: &mut Vec<u8>) -> Answer {
+//!         if line == b"PING" {
+//!             reply.extend_from_slice(b"PONG");
+//!             Answer::Reply
+//!         } else {
+//!             reply.extend_from_slice(b"ERR unknown command");
+//!             Answer::Error(RequestErrorKind::Malformed) // sent, and counted
+//!         }
+//!     }
+//!
+//!     fn bad_frame(&self, _: &FrameError, reply: &mut Vec<u8>) {
+//!         reply.extend_from_slice(b"ERR line too long");
+//!     }
+//! }
+//!
+//! let service = FramedService::new(Ping).request_timeout(Duration::from_secs(1));
+//! let server = Server::builder().listen("127.0.0.1:0").admin(None).build()?;
+//! let handle = server.spawn(service)?; // or `server.run(service)` in a `main`
+//!
+//! let mut client = Client::connect(handle.local_addr(), Duration::from_secs(5))?;
+//! client.write_all(b"PING\nHELLO\n")?; // two requests in one write
+//! let mut replies = BufReader::new(client);
+//! let mut line = String::new();
+//! replies.read_line(&mut line)?;
+//! replies.read_line(&mut line)?;
+//! assert_eq!(line, "PONG\nERR unknown command\n");
+//! handle.shutdown();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! `examples/line_counter.rs` is this grown into a small service (shared
+//! counters, `TIME`, deadlines, flags); `examples/rpc` is JSON-RPC over
+//! length-prefixed frames. To write the loop yourself instead, see the
+//! handler in [`frame`]'s example.
+//!
 //! ## Threads and sharing
 //!
 //! A handler must be `Send + Sync + 'static`: it is shared by every worker.
 //! Put shared state in an `Arc` (with a `Mutex` or atomics inside) captured
-//! by the closure. A [`ServerHandle`] is `Send + Sync`; `&ServerHandle` is
+//! by the closure — or, for a [`service::Protocol`], in the protocol's own
+//! fields: the one [`service::FramedService`] serves every connection. A
+//! [`ServerHandle`] is `Send + Sync`; `&ServerHandle` is
 //! enough to shut the server down from another thread.
 //!
 //! ## Tracing

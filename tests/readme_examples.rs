@@ -39,3 +39,39 @@ fn every_example_the_readme_runs_exists() {
         "README.md runs examples that do not exist: {missing:?}"
     );
 }
+
+/// The overview near the top lists the examples after "`cargo run --release
+/// --example NAME`:" as `` `name` (what it shows) ``: each is a file too.
+#[test]
+fn every_example_the_overview_lists_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("read README.md");
+    let (_, after) = readme
+        .split_once("--example NAME`:")
+        .expect("the README's overview lists the examples after `--example NAME`:");
+    // The overview is that paragraph: up to the first blank line.
+    let overview = after.split("\n\n").next().unwrap_or_default();
+    let listed: Vec<&str> = overview
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|name| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        })
+        .collect();
+    assert!(
+        listed.len() >= 5,
+        "the overview should list several examples, found {listed:?}"
+    );
+    let missing: Vec<&&str> = listed
+        .iter()
+        .filter(|name| !example_exists(root, name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "README.md's overview lists examples that do not exist: {missing:?}"
+    );
+}

@@ -64,6 +64,13 @@
 //! over the limit closes the connection as invalid data, a read timeout
 //! stays a timeout.
 //!
+//! This loop — read a frame, answer it, flush when nothing more is buffered —
+//! is what [`FramedService`](crate::service::FramedService) runs for a
+//! [`Protocol`](crate::service::Protocol), adding the request metrics, a
+//! request-rate limit, deadlines and the protocol's own words for refusals
+//! (the crate root's "Your own protocol" shows one). Write it by hand when a
+//! request is not one frame in, one frame out.
+//!
 //! ## The pieces
 //!
 //! - [`FrameReader`] owns one buffer and returns each frame as a slice of it,

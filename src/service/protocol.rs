@@ -14,6 +14,13 @@ use crate::frame::{Codec, FrameError};
 /// and [`bad_frame`](Protocol::bad_frame) to answer refusals in the
 /// protocol's own words instead of a silent close.
 ///
+/// One value serves every connection, from many worker threads at once
+/// (`answer` takes `&self`): state shared by all clients goes in its fields,
+/// behind a `Mutex` or atomics; what one connection remembers goes in its
+/// [`Session`](Protocol::Session). Serve it with
+/// [`FramedService::new`](super::FramedService::new) (the crate root's
+/// "Your own protocol" runs one end to end).
+///
 /// ```
 /// use syncnet::frame::Lines;
 /// use syncnet::service::{Answer, Protocol, RequestContext};
@@ -102,7 +109,10 @@ pub trait Protocol: Send + Sync + 'static {
     /// The last words to a peer whose frame could not be read (too large,
     /// truncated, malformed): write them into `reply`. The connection then
     /// closes (reason `error`) whatever is written; the default writes
-    /// nothing.
+    /// nothing. A reply the codec cannot encode (e.g. over its limit) is
+    /// dropped. For [`Lines`](crate::frame::Lines) the one error worth
+    /// answering is [`FrameError::TooLarge`]: a truncated line means the
+    /// peer already closed its side.
     fn bad_frame(&self, error: &FrameError, reply: &mut Vec<u8>) {
         let _ = (error, reply);
     }
@@ -194,8 +204,8 @@ impl RequestContext {
     ///         Answer::Reply
     ///     }
     /// }
-    /// let mut stream = syncnet::service::FramedService::new(Traced);
-    /// # let _ = &mut stream;
+    /// let service = syncnet::service::FramedService::new(Traced);
+    /// # let _ = service;
     /// ```
     pub fn trace(&self, method: &str, traceparent: Option<&str>, tracestate: Option<&str>) {
         crate::trace::RequestSpan::continue_trace(method, traceparent, tracestate);
