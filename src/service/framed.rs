@@ -31,8 +31,9 @@ const OUT_HIGH_WATER: usize = 64 * 1024;
 /// deadline.
 ///
 /// Only frame errors (too large, truncated, malformed framing) close the
-/// connection (reason `error`, after [`Protocol::bad_frame`]'s last words);
-/// every other refusal is answered and the connection stays open.
+/// connection (reason `error`, after [`Protocol::bad_frame`]'s last words),
+/// besides an [`Answer::Close`](super::Answer::Close) of your own; every
+/// other refusal is answered and the connection stays open.
 ///
 /// ```
 /// use std::io::{Read, Write};
