@@ -151,7 +151,7 @@ macro_rules! settings_table {
             // Where spans go (tracing, off by default): a setting of the
             // program, which turns it into `Builder::tracing`; when unset,
             // `OTEL_EXPORTER_OTLP_ENDPOINT` is read too.
-            program otlp_endpoint: Value<String>, "URL", "Export OpenTelemetry spans to this OTLP/HTTP base URL (POSTed to URL/v1/traces); else OTEL_EXPORTER_OTLP_ENDPOINT; off when unset";
+            program otlp_endpoint: Endpoint, "URL", "Export OpenTelemetry spans to this OTLP/HTTP base URL (POSTed to URL/v1/traces); else OTEL_EXPORTER_OTLP_ENDPOINT; off when unset";
 
             /// When not empty, only clients in these networks may connect.
             field allow: Vec<Cidr> = Vec::new(), builder by_hand(allow),
