@@ -33,8 +33,16 @@ fn expect_named(out: &Finished, name: &str, value: &str) {
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains(name), "{name} not named: {}", out.stderr);
-    assert!(out.stderr.contains(value), "{value:?} not quoted: {}", out.stderr);
+    assert!(
+        out.stderr.contains(name),
+        "{name} not named: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(value),
+        "{value:?} not quoted: {}",
+        out.stderr
+    );
 }
 
 /// `syncnet serve` with JSON logs: a configuration error is still one
@@ -73,7 +81,11 @@ fn a_bad_endpoint_in_the_config_file_names_the_key() {
     cmd.arg("--config").arg(file.path());
     let out = run(cmd, b"");
     expect_named(&out, "otlp_endpoint", "ftp://collector");
-    assert!(out.stderr.contains(&*file.path().to_string_lossy()), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&*file.path().to_string_lossy()),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
