@@ -85,6 +85,29 @@ fn huge_workers_or_queue_are_configuration_errors_naming_the_flag_and_the_bound(
 }
 
 #[test]
+fn socket_buffers_beyond_a_c_int_are_configuration_errors_naming_the_flag() {
+    for (flag, value) in [
+        ("--recv-buffer", "4294967295"),
+        ("--send-buffer", "2147483648"),
+    ] {
+        let out = serve_fails(&[flag, value]);
+        assert_eq!(out.code(), 2, "{flag} {value}: {out:?}");
+        assert!(out.stderr.contains(flag), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("2147483647"),
+            "names the bound: {}",
+            out.stderr
+        );
+    }
+    // The largest int is taken (the kernel caps it at net.core.rmem_max).
+    let server = Binary::serve(&["--recv-buffer", "2147483647"]);
+    let mut conn = connect(server.listen);
+    std::io::Write::write_all(&mut conn, b"ok").expect("write");
+    let mut buf = [0u8; 2];
+    std::io::Read::read_exact(&mut conn, &mut buf).expect("echo");
+}
+
+#[test]
 fn an_address_in_use_is_a_runtime_failure_naming_the_address() {
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind a port to occupy");
     let addr = taken.local_addr().expect("local addr").to_string();
