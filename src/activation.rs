@@ -77,6 +77,17 @@ fn listen_fds() -> Result<u64, Error> {
         setting: "LISTEN_FDS".to_string(),
         message: format!("{message} (socket activation)"),
     };
+    // `listenfd` would take descriptors from there; systemd starts at 3,
+    // and so do the checks and messages here.
+    if let Some(first) = std::env::var_os("LISTEN_FDS_FIRST_FD").filter(|f| f != "3") {
+        return Err(Error::Config {
+            setting: "LISTEN_FDS_FIRST_FD".to_string(),
+            message: format!(
+                "`{}`: passed descriptors start at 3 (socket activation)",
+                first.to_string_lossy()
+            ),
+        });
+    }
     let text = value.to_string_lossy();
     let count = text
         .parse::<u64>()

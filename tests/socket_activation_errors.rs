@@ -70,6 +70,15 @@ fn a_huge_listen_fds_is_a_configuration_error_not_an_abort() {
 }
 
 #[test]
+fn descriptors_that_do_not_start_at_3_are_refused() {
+    let Some(python) = python() else { return };
+    let mut cmd = activated(&python, "tcp-listening", "1");
+    cmd.env("LISTEN_FDS_FIRST_FD", "10");
+    let out = run(cmd, b"");
+    expect_error(&out, 2, &["LISTEN_FDS_FIRST_FD", "`10`"]);
+}
+
+#[test]
 fn a_passed_descriptor_that_is_not_a_listening_tcp_socket_is_named() {
     let Some(python) = python() else { return };
     for (kind, listen_fds, fd, why) in [

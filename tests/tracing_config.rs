@@ -12,13 +12,14 @@ use std::process::Command;
 use binary::{Binary, Finished, TempFile, run, serve_command};
 
 /// The endpoints that are not OTLP/HTTP base URLs.
-const BAD: [&str; 6] = [
+const BAD: [&str; 7] = [
     "notaurl",
     "ftp://x",
     "http://",
     "https:///v1",
     "http://a b:4318",
     "http://[::1:4318",
+    "http://c:4318/?x=1",
 ];
 
 /// Expects exit code 2 and a first line `syncnet: error: …` naming `name`

@@ -85,14 +85,15 @@ impl TraceOptions {
 
     /// Checks that `endpoint` is an OTLP/HTTP base URL: `http://` or
     /// `https://`, a host, and nothing a URL cannot hold (spaces, control
-    /// characters). A path is allowed (`/v1/traces` is appended to it).
+    /// characters), no query or fragment. A path is allowed (`/v1/traces` is
+    /// appended to it).
     ///
     /// ```
     /// use syncnet::trace::TraceOptions;
     ///
     /// assert!(TraceOptions::check_endpoint("http://127.0.0.1:4318").is_ok());
     /// assert!(TraceOptions::check_endpoint("https://otel.example/base/").is_ok());
-    /// for bad in ["", "notaurl", "ftp://x", "http://", "http:///v1", "http://a b"] {
+    /// for bad in ["", "notaurl", "ftp://x", "http://", "http:///v1", "http://a b", "http://c/?q"] {
     ///     assert!(TraceOptions::check_endpoint(bad).is_err(), "{bad}");
     /// }
     /// ```
@@ -109,6 +110,11 @@ impl TraceOptions {
         let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
         if host.is_empty() {
             return Err(format!("`{endpoint}` has no host"));
+        }
+        if rest.contains(['?', '#']) {
+            return Err(format!(
+                "`{endpoint}` has a query or fragment (a base URL takes `/v1/traces` after it)"
+            ));
         }
         let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
         match url.parse::<ureq::http::Uri>() {
