@@ -54,6 +54,25 @@ fn a_bad_value_from_the_environment_names_the_variable() {
 }
 
 #[test]
+fn a_value_from_the_environment_that_is_not_utf8_names_the_variable() {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = std::ffi::OsStr::from_bytes(b"http://collector\xff:4318");
+    for var in ["SYNCNET_OTLP_ENDPOINT", "SYNCNET_LISTEN"] {
+        let mut cmd = command();
+        // A path may hold such bytes: not the culprit.
+        cmd.args(["serve", "--admin", "off"])
+            .env("SYNCNET_TLS_CLIENT_CA", bytes)
+            .env(var, bytes);
+        let out = run(cmd, b"");
+        assert_eq!(out.code(), 2, "{var}: {out:?}");
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        assert!(out.stderr.starts_with("syncnet: error: "), "{}", out.stderr);
+        assert!(out.stderr.contains(var), "{var} not named: {}", out.stderr);
+        assert!(out.stderr.contains("UTF-8"), "{}", out.stderr);
+    }
+}
+
+#[test]
 fn zero_workers_is_a_usage_error_naming_the_flag() {
     let out = serve_fails(&["--workers", "0"]); // with --log-format json
     assert_eq!(out.code(), 2, "{out:?}");
