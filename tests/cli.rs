@@ -118,6 +118,20 @@ fn socket_buffers_beyond_a_c_int_are_configuration_errors_naming_the_flag() {
             out.stderr
         );
     }
+    // A negative number is a bad value of the flag, not an unknown flag.
+    for (flag, value) in [
+        ("--recv-buffer", "-1"),
+        ("--workers", "-4"),
+        ("--idle-timeout", "-5"),
+    ] {
+        let out = serve_fails(&[flag, value]);
+        assert_eq!(out.code(), 2, "{flag} {value}: {out:?}");
+        assert!(
+            out.stderr.contains(&format!("'{value}' for '{flag}")),
+            "{}",
+            out.stderr
+        );
+    }
     // The largest int is taken (the kernel caps it at net.core.rmem_max).
     let server = Binary::serve(&["--recv-buffer", "2147483647"]);
     let mut conn = connect(server.listen);

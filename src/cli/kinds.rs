@@ -43,12 +43,19 @@ macro_rules! kind {
     (file_type Path) => { Option<::std::path::PathBuf> };
     (file_type Names) => { Option<Vec<String>> };
 
+    // `--recv-buffer -1` is a bad value of `--recv-buffer`, not an unknown flag.
     (arg Value<$t:ty>, $arg:expr, $vn:literal) => {
-        $arg.value_name($vn).value_parser(::clap::value_parser!($t)).action(::clap::ArgAction::Set)
+        $arg.value_name($vn)
+            .value_parser(::clap::value_parser!($t))
+            .action(::clap::ArgAction::Set)
+            .allow_negative_numbers(true)
     };
     (arg Parsed<$t:ty>, $arg:expr, $vn:literal) => { $crate::cli::kinds::kind!(arg Value<$t>, $arg, $vn) };
     (arg Duration, $arg:expr, $vn:literal) => {
-        $arg.value_name($vn).value_parser($crate::cli::duration).action(::clap::ArgAction::Set)
+        $arg.value_name($vn)
+            .value_parser($crate::cli::duration)
+            .action(::clap::ArgAction::Set)
+            .allow_negative_numbers(true)
     };
     (arg AddressOrOff, $arg:expr, $vn:literal) => {
         $crate::cli::kinds::kind!(arg Value<String>, $arg, $vn)
