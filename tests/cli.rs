@@ -54,6 +54,25 @@ fn a_bad_value_from_the_environment_names_the_variable() {
 }
 
 #[test]
+fn a_value_from_the_environment_that_is_not_utf8_names_the_variable() {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = std::ffi::OsStr::from_bytes(b"http://collector\xff:4318");
+    for var in ["SYNCNET_OTLP_ENDPOINT", "SYNCNET_LISTEN"] {
+        let mut cmd = command();
+        // A path may hold such bytes: not the culprit.
+        cmd.args(["serve", "--admin", "off"])
+            .env("SYNCNET_TLS_CLIENT_CA", bytes)
+            .env(var, bytes);
+        let out = run(cmd, b"");
+        assert_eq!(out.code(), 2, "{var}: {out:?}");
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        assert!(out.stderr.starts_with("syncnet: error: "), "{}", out.stderr);
+        assert!(out.stderr.contains(var), "{var} not named: {}", out.stderr);
+        assert!(out.stderr.contains("UTF-8"), "{}", out.stderr);
+    }
+}
+
+#[test]
 fn zero_workers_is_a_usage_error_naming_the_flag() {
     let out = serve_fails(&["--workers", "0"]); // with --log-format json
     assert_eq!(out.code(), 2, "{out:?}");
@@ -82,6 +101,43 @@ fn huge_workers_or_queue_are_configuration_errors_naming_the_flag_and_the_bound(
             out.stderr
         );
     }
+}
+
+#[test]
+fn socket_buffers_beyond_a_c_int_are_configuration_errors_naming_the_flag() {
+    for (flag, value) in [
+        ("--recv-buffer", "4294967295"),
+        ("--send-buffer", "2147483648"),
+    ] {
+        let out = serve_fails(&[flag, value]);
+        assert_eq!(out.code(), 2, "{flag} {value}: {out:?}");
+        assert!(out.stderr.contains(flag), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("2147483647"),
+            "names the bound: {}",
+            out.stderr
+        );
+    }
+    // A negative number is a bad value of the flag, not an unknown flag.
+    for (flag, value) in [
+        ("--recv-buffer", "-1"),
+        ("--workers", "-4"),
+        ("--idle-timeout", "-5"),
+    ] {
+        let out = serve_fails(&[flag, value]);
+        assert_eq!(out.code(), 2, "{flag} {value}: {out:?}");
+        assert!(
+            out.stderr.contains(&format!("'{value}' for '{flag}")),
+            "{}",
+            out.stderr
+        );
+    }
+    // The largest int is taken (the kernel caps it at net.core.rmem_max).
+    let server = Binary::serve(&["--recv-buffer", "2147483647"]);
+    let mut conn = connect(server.listen);
+    std::io::Write::write_all(&mut conn, b"ok").expect("write");
+    let mut buf = [0u8; 2];
+    std::io::Read::read_exact(&mut conn, &mut buf).expect("echo");
 }
 
 #[test]

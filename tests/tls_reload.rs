@@ -2,8 +2,9 @@
 //! serves a certificate replaced on disk (written in place, or swapped in
 //! with a Kubernetes-style `..data` symlink, client CA included) to new
 //! handshakes within 5 s, read back as its serial number by the client;
-//! open connections keep working; a broken replacement is logged at `error`,
-//! counted, and leaves the last good certificate in force.
+//! open connections keep working; a broken replacement (not PEM, deleted, a
+//! directory, a key that does not match) is logged at `error` once, counted,
+//! and leaves the last good certificate in force.
 
 #[path = "support/binary.rs"]
 mod binary;
@@ -339,4 +340,71 @@ fn the_reload_thread_ends_with_the_server() {
     support::wait_until("the shutdown stopped the watcher", || {
         threads_named(watcher) == 0
     });
+}
+
+/// How many "not reloaded" error lines the server wrote so far.
+fn reload_errors(server: &mut Binary) -> usize {
+    server.drain_lines(Duration::from_millis(50));
+    server
+        .seen
+        .iter()
+        .filter(|l| l.contains("TLS files not reloaded"))
+        .count()
+}
+
+#[test]
+fn a_deleted_file_a_directory_or_a_mismatched_key_is_one_error_each_and_the_old_stays() {
+    let pki = Pki::new();
+    let first = pki.server_leaf("first", FIRST.0, FIRST.1);
+    let second = pki.server_leaf("second", SECOND.0, SECOND.1);
+    let cert = pki
+        .dir
+        .write("kept.crt", std::fs::read(&first.cert).unwrap());
+    let key = pki
+        .dir
+        .write("kept.key", std::fs::read(&first.key).unwrap());
+    let mut server = Binary::serve(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let config = client_config(&pki.ca, None);
+    // Each broken state is looked at every second: one error line for it,
+    // however long it lasts (here over two checks), and the first
+    // certificate stays in force.
+    let expect_one_error = |server: &mut Binary, errors: usize, what: &str| {
+        let line = server.expect_json(what, |v| {
+            v["msg"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("TLS files not reloaded"))
+        });
+        assert_eq!(line["level"], "error", "{line}");
+        server.drain_lines(Duration::from_millis(2500));
+        assert_eq!(reload_errors(server), errors, "{what}: {:#?}", server.seen);
+        let (_, serial) = connect(server.listen, &config).expect("a handshake");
+        assert_eq!(serial, FIRST.0, "{what}: the first certificate stays");
+        line
+    };
+    std::fs::remove_file(&cert).unwrap();
+    let line = expect_one_error(&mut server, 1, "the deleted certificate");
+    assert_eq!(line["path"], cert.to_str().unwrap(), "{line}");
+    std::fs::create_dir(&cert).unwrap();
+    expect_one_error(&mut server, 2, "a directory for the certificate");
+    std::fs::remove_dir(&cert).unwrap();
+    // Renamed into place: never seen half written.
+    let new = pki
+        .dir
+        .write("kept.crt.new", std::fs::read(&second.cert).unwrap());
+    std::fs::rename(&new, &cert).unwrap();
+    let line = expect_one_error(&mut server, 3, "a key that does not match");
+    assert!(
+        line["error"].as_str().is_some_and(|e| e.contains("match")),
+        "{line}"
+    );
+    assert_eq!(metric(&server.metrics(), RELOADS_ERROR), 3.0);
+    // The matching key lands: the second certificate is served.
+    let changed = Instant::now();
+    copy_in_place(&second.key, &key);
+    expect_served(server.listen, &config, SECOND.0, changed);
 }

@@ -3,7 +3,9 @@
 //! (tests/support/otlp_receiver.rs). One trace id across the chain, each
 //! span the child of the one that called it, errors marked; a request
 //! without (or with a malformed) `traceparent` starts a new trace; a
-//! service with tracing off still passes the trace on.
+//! service with tracing off still passes the trace on. Hostile contexts
+//! (a huge `tracestate`, odd or non-ASCII values, a huge method name) are
+//! never an error, and what is passed on or exported is bounded.
 
 mod support;
 
@@ -296,4 +298,106 @@ fn a_request_without_or_with_a_malformed_traceparent_starts_a_new_trace() {
     assert_eq!(child.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(child.parent_span_id, "00f067aa0ba902b7");
     assert!(!traces.contains(&child.trace_id.as_str()));
+}
+
+/// A fake upstream: answers every request on the first connection with
+/// `"ok"`, and sends each request it read to the test.
+fn fake_upstream() -> (SocketAddr, std::sync::mpsc::Receiver<serde_json::Value>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the fake upstream");
+    let addr = listener.local_addr().expect("its address");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut conn, _)) = listener.accept() else {
+            return;
+        };
+        let _ = conn.set_read_timeout(Some(otlp_receiver::WAIT));
+        loop {
+            let mut prefix = [0u8; 4];
+            if conn.read_exact(&mut prefix).is_err() {
+                return;
+            }
+            let mut frame = vec![0; u32::from_be_bytes(prefix) as usize];
+            if conn.read_exact(&mut frame).is_err() {
+                return;
+            }
+            let request: serde_json::Value = serde_json::from_slice(&frame).expect("JSON request");
+            let reply = format!(
+                r#"{{"jsonrpc":"2.0","id":{},"result":"ok"}}"#,
+                request["id"]
+            );
+            let len = u32::try_from(reply.len()).expect("small reply");
+            if conn.write_all(&len.to_be_bytes()).is_err()
+                || conn.write_all(reply.as_bytes()).is_err()
+                || tx.send(request).is_err()
+            {
+                return;
+            }
+        }
+    });
+    (addr, rx)
+}
+
+#[test]
+fn hostile_trace_context_is_never_an_error_and_is_passed_on_bounded() {
+    let receiver = Receiver::start(Mode::Answer);
+    let (upstream, forwarded) = fake_upstream();
+    let server = rpc_serve(&[
+        "--otlp-endpoint",
+        &receiver.endpoint(),
+        "--forward",
+        &upstream.to_string(),
+    ]);
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    // 600 KB of tracestate: what is passed on is W3C's 32 members at most,
+    // within 512 bytes.
+    let huge = vec!["vendor=value"; 50_000].join(",");
+    let request = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"forward","params":{{"method":"echo"}},"traceparent":"{parent}","tracestate":"{huge}"}}"#
+    );
+    assert_eq!(
+        exchange(server.listen, &request),
+        r#"{"jsonrpc":"2.0","id":1,"result":"ok"}"#
+    );
+    let sent = forwarded
+        .recv_timeout(otlp_receiver::WAIT)
+        .expect("forwarded");
+    let state = sent["tracestate"].as_str().expect("a tracestate passed on");
+    assert!(state.len() <= 512, "{} bytes passed on", state.len());
+    assert_eq!(state.split(',').count(), 32, "{state}");
+    // Malformed, odd or non-ASCII contexts: answered, never an error.
+    let odd = [
+        r#""traceparent":"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01""#,
+        r#""traceparent":"00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01""#,
+        r#""traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra""#,
+        r#""traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0é""#,
+        r#""traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","tracestate":"a=\u00e9\u0000""#,
+        r#""traceparent":7,"tracestate":["a"]"#,
+    ];
+    for (i, context) in odd.iter().enumerate() {
+        let id = i + 2;
+        let request =
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"echo","params":"x",{context}}}"#);
+        assert_eq!(
+            exchange(server.listen, &request),
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"result":"x"}}"#),
+            "{context}"
+        );
+    }
+    // A method name of half a megabyte: its span's name is cut short.
+    let method = "m".repeat(512 * 1024);
+    let request = format!(r#"{{"jsonrpc":"2.0","id":99,"method":"{method}"}}"#);
+    assert!(exchange(server.listen, &request).contains(r#""error""#));
+    let spans = receiver.wait_for("the long method's span", |spans| {
+        spans.iter().any(|s| s.name.starts_with("mmmm"))
+    });
+    let long = spans
+        .iter()
+        .find(|s| s.name.starts_with("mmmm"))
+        .expect("found above");
+    assert!(
+        long.name.len() <= 128,
+        "a {}-byte span name",
+        long.name.len()
+    );
+    assert_eq!(long.attr("rpc.method"), Some(long.name.as_str()));
 }

@@ -27,6 +27,7 @@ macro_rules! kind {
     (cli_type Parsed<$t:ty>) => { Option<$t> };
     (cli_type Duration) => { Option<::std::time::Duration> };
     (cli_type AddressOrOff) => { Option<String> };
+    (cli_type Endpoint) => { Option<String> };
     (cli_type Networks) => { Vec<::syncnet::Cidr> };
     (cli_type Switch) => { bool };
     (cli_type Path) => { Option<::std::path::PathBuf> };
@@ -36,20 +37,31 @@ macro_rules! kind {
     (file_type Parsed<$t:ty>) => { Option<String> };
     (file_type Duration) => { Option<String> };
     (file_type AddressOrOff) => { Option<String> };
+    (file_type Endpoint) => { Option<String> };
     (file_type Networks) => { Option<Vec<String>> };
     (file_type Switch) => { Option<bool> };
     (file_type Path) => { Option<::std::path::PathBuf> };
     (file_type Names) => { Option<Vec<String>> };
 
+    // `--recv-buffer -1` is a bad value of `--recv-buffer`, not an unknown flag.
     (arg Value<$t:ty>, $arg:expr, $vn:literal) => {
-        $arg.value_name($vn).value_parser(::clap::value_parser!($t)).action(::clap::ArgAction::Set)
+        $arg.value_name($vn)
+            .value_parser(::clap::value_parser!($t))
+            .action(::clap::ArgAction::Set)
+            .allow_negative_numbers(true)
     };
     (arg Parsed<$t:ty>, $arg:expr, $vn:literal) => { $crate::cli::kinds::kind!(arg Value<$t>, $arg, $vn) };
     (arg Duration, $arg:expr, $vn:literal) => {
-        $arg.value_name($vn).value_parser($crate::cli::duration).action(::clap::ArgAction::Set)
+        $arg.value_name($vn)
+            .value_parser($crate::cli::duration)
+            .action(::clap::ArgAction::Set)
+            .allow_negative_numbers(true)
     };
     (arg AddressOrOff, $arg:expr, $vn:literal) => {
         $crate::cli::kinds::kind!(arg Value<String>, $arg, $vn)
+    };
+    (arg Endpoint, $arg:expr, $vn:literal) => {
+        $arg.value_name($vn).value_parser($crate::cli::kinds::endpoint_arg).action(::clap::ArgAction::Set)
     };
     (arg Networks, $arg:expr, $vn:literal) => {
         $arg.value_name($vn)
@@ -74,6 +86,7 @@ macro_rules! kind {
     (take Parsed<$t:ty>, $m:expr, $id:expr) => { $m.remove_one::<$t>($id) };
     (take Duration, $m:expr, $id:expr) => { $m.remove_one::<::std::time::Duration>($id) };
     (take AddressOrOff, $m:expr, $id:expr) => { $m.remove_one::<String>($id) };
+    (take Endpoint, $m:expr, $id:expr) => { $m.remove_one::<String>($id) };
     (take Networks, $m:expr, $id:expr) => {
         $m.remove_many::<::syncnet::Cidr>($id).map(|v| v.collect()).unwrap_or_default()
     };
@@ -97,6 +110,9 @@ macro_rules! kind {
     };
     (merge Networks, $cli:expr, $file:expr, $path:expr, $key:expr) => {
         $crate::cli::kinds::networks($cli, $file, $path, $key)
+    };
+    (merge Endpoint, $cli:expr, $file:expr, $path:expr, $key:expr) => {
+        $crate::cli::kinds::endpoint($cli, $file, $path, $key)
     };
     (merge Switch, $cli:expr, $file:expr, $path:expr, $key:expr) => {
         Ok::<_, ::syncnet::Error>(if $cli { Some(true) } else { $file })
@@ -190,6 +206,26 @@ where
                 .map_err(|e| file_error(path, format!("{key}: {e}")))
         })
         .transpose()?;
+    Ok(cli.or(file))
+}
+
+/// clap's parser for an `Endpoint` flag: an OTLP/HTTP base URL
+/// ([`TraceOptions::check_endpoint`](syncnet::trace::TraceOptions::check_endpoint)).
+pub fn endpoint_arg(text: &str) -> Result<String, String> {
+    syncnet::trace::TraceOptions::check_endpoint(text).map(|()| text.to_string())
+}
+
+/// An `Endpoint` setting: the command line's, else the file's, checked with
+/// the key named.
+pub fn endpoint(
+    cli: Option<String>,
+    file: Option<String>,
+    path: &Path,
+    key: &str,
+) -> Result<Option<String>, Error> {
+    if let Some(text) = &file {
+        endpoint_arg(text).map_err(|e| file_error(path, format!("{key}: {e}")))?;
+    }
     Ok(cli.or(file))
 }
 

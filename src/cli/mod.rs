@@ -64,6 +64,9 @@ fn duration(text: &str) -> Result<Duration, String> {
 /// keeps clap's own wording.
 pub fn env_value_error(error: &clap::Error, args: &[std::ffi::OsString]) -> Option<String> {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() == ErrorKind::InvalidUtf8 {
+        return env_not_utf8(args);
+    }
     if !matches!(
         error.kind(),
         ErrorKind::InvalidValue | ErrorKind::ValueValidation
@@ -96,6 +99,44 @@ pub fn env_value_error(error: &clap::Error, args: &[std::ffi::OsString]) -> Opti
     let rendered = error.to_string();
     let first = rendered.lines().next()?.trim_start_matches("error: ");
     Some(first.replacen(&format!("'{shown}'"), &format!("{env} ({shown})"), 1))
+}
+
+/// When clap found bytes that are not UTF-8 (it does not say where): the
+/// error naming the first variable of the subcommand's flags that holds
+/// such a value, unless its flag is on the command line. `None` when no
+/// variable does (the bytes were on the command line).
+fn env_not_utf8(args: &[std::ffi::OsString]) -> Option<String> {
+    let subcommand = args.get(1)?.to_str()?;
+    let command = Cli::command();
+    let on_command_line = |long: &str| {
+        args.iter().any(|arg| {
+            arg.to_str().is_some_and(|a| {
+                a.strip_prefix("--")
+                    .is_some_and(|a| a == long || a.starts_with(&format!("{long}=")))
+            })
+        })
+    };
+    command
+        .find_subcommand(subcommand)?
+        .get_arguments()
+        .find_map(|arg| {
+            let (long, env) = (arg.get_long()?, arg.get_env()?);
+            let value = std::env::var_os(env)?;
+            // A path may hold any bytes.
+            let any_bytes =
+                arg.get_value_parser().type_id() == std::any::TypeId::of::<std::path::PathBuf>();
+            if value.to_str().is_some() || any_bytes || on_command_line(long) {
+                return None;
+            }
+            let env = env.to_string_lossy();
+            let shown = match arg.get_value_names() {
+                Some([name, ..]) => format!("--{long} <{name}>"),
+                _ => format!("--{long}"),
+            };
+            Some(format!(
+                "invalid value for {env} ({shown}): not valid UTF-8"
+            ))
+        })
 }
 
 /// The binary's wording of an error. The library names a setting by its

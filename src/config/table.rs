@@ -123,12 +123,12 @@ macro_rules! settings_table {
             /// `SO_RCVBUF` of accepted sockets in bytes (set on the listener,
             /// which they inherit); 0 leaves the kernel's autotuning.
             field recv_buffer: u32 = 0, builder generated,
-            flag recv_buffer: Value<u32>, "BYTES", "SO_RCVBUF of accepted sockets; 0 = the kernel's autotuning";
+            flag recv_buffer: Value<u32>, "BYTES", "SO_RCVBUF of accepted sockets (at most 2147483647); 0 = the kernel's autotuning";
 
             /// `SO_SNDBUF` of accepted sockets in bytes; 0 leaves the kernel's
             /// autotuning.
             field send_buffer: u32 = 0, builder generated,
-            flag send_buffer: Value<u32>, "BYTES", "SO_SNDBUF of accepted sockets; 0 = the kernel's autotuning";
+            flag send_buffer: Value<u32>, "BYTES", "SO_SNDBUF of accepted sockets (at most 2147483647); 0 = the kernel's autotuning";
 
             /// Listen backlog; at least 1.
             field backlog: u32 = 1024, builder generated,
@@ -151,7 +151,7 @@ macro_rules! settings_table {
             // Where spans go (tracing, off by default): a setting of the
             // program, which turns it into `Builder::tracing`; when unset,
             // `OTEL_EXPORTER_OTLP_ENDPOINT` is read too.
-            program otlp_endpoint: Value<String>, "URL", "Export OpenTelemetry spans to this OTLP/HTTP base URL (POSTed to URL/v1/traces); else OTEL_EXPORTER_OTLP_ENDPOINT; off when unset";
+            program otlp_endpoint: Endpoint, "URL", "Export OpenTelemetry spans to this OTLP/HTTP base URL (POSTed to URL/v1/traces); else OTEL_EXPORTER_OTLP_ENDPOINT; off when unset";
 
             /// When not empty, only clients in these networks may connect.
             field allow: Vec<Cidr> = Vec::new(), builder by_hand(allow),

@@ -19,7 +19,8 @@ impl ServerConfig {
     ///
     /// # Errors
     /// [`Error::Config`] when `workers` or `backlog` is 0, `workers` or
-    /// `queue` is above [`MAX_WORKERS_OR_QUEUE`], `handshake_timeout`
+    /// `queue` is above [`MAX_WORKERS_OR_QUEUE`], `recv_buffer` or
+    /// `send_buffer` above `i32::MAX`, `handshake_timeout`
     /// is zero, `trusted_proxies` is set without `proxy_protocol`, or the
     /// worker stack is below [`MIN_WORKER_STACK_SIZE`].
     pub fn validate(&self) -> Result<(), Error> {
@@ -31,6 +32,19 @@ impl ServerConfig {
                 return Err(Error::config(
                     field,
                     format!("must be at most {MAX_WORKERS_OR_QUEUE}, got {value}"),
+                ));
+            }
+        }
+        // SO_RCVBUF and SO_SNDBUF take a C int: a larger value would reach
+        // the kernel negative.
+        for (field, value) in [
+            ("recv_buffer", self.recv_buffer),
+            ("send_buffer", self.send_buffer),
+        ] {
+            if i32::try_from(value).is_err() {
+                return Err(Error::config(
+                    field,
+                    format!("must be at most {} bytes, got {value}", i32::MAX),
                 ));
             }
         }

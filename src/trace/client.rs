@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
-use super::context::{TraceParent, new_span_id, new_trace_id};
+use super::context::{TraceParent, new_span_id, new_trace_id, span_name};
 use super::current;
 use super::export::Tracer;
 use super::span::{Kind, SpanRecord, wall_clock};
@@ -76,7 +76,7 @@ impl ClientSpan {
             recording: Some(Box::new(Recording {
                 tracer,
                 parent: parent.map(|p| p.span_id),
-                name: method.to_string(),
+                name: span_name(method).to_string(),
                 system,
                 start: Instant::now(),
                 peer: None,

@@ -127,6 +127,64 @@ fn hex_byte(hi: u8, lo: u8) -> Option<u8> {
     Some(digit(hi)? << 4 | digit(lo)?)
 }
 
+/// Most bytes of a `tracestate` passed on: W3C's 512, within which
+/// every vendor must propagate it.
+pub(crate) const TRACESTATE_MAX_LEN: usize = 512;
+
+/// Most list members of a `tracestate` (W3C).
+pub(crate) const TRACESTATE_MAX_MEMBERS: usize = 32;
+
+/// Most bytes of a span's name (and `rpc.method`) exported: a method name
+/// comes from the peer, and OTLP collectors refuse huge attributes.
+pub(crate) const SPAN_NAME_MAX_LEN: usize = 128;
+
+/// `name` cut to at most [`SPAN_NAME_MAX_LEN`] bytes, on a character
+/// boundary.
+pub(crate) fn span_name(name: &str) -> &str {
+    let mut end = name.len().min(SPAN_NAME_MAX_LEN);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
+/// Appends to `out` the part of an incoming `tracestate` to pass on, the
+/// way W3C says to shorten one: at most [`TRACESTATE_MAX_MEMBERS`] members
+/// and [`TRACESTATE_MAX_LEN`] bytes, members over 128 bytes dropped first,
+/// then the ones at the end. A value with characters outside printable
+/// ASCII is not a `tracestate`: nothing is appended. Empty members and the
+/// spaces around members are left out.
+pub(crate) fn push_tracestate(out: &mut String, state: &str) {
+    if !state
+        .bytes()
+        .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+    {
+        return;
+    }
+    let start = out.len();
+    let mut members = 0;
+    for member in state.split(',').map(|m| m.trim_matches([' ', '\t'])) {
+        if member.is_empty() {
+            continue;
+        }
+        let comma = usize::from(out.len() > start);
+        if out.len() - start + comma + member.len() > TRACESTATE_MAX_LEN {
+            if member.len() > 128 {
+                continue;
+            }
+            break;
+        }
+        if comma == 1 {
+            out.push(',');
+        }
+        out.push_str(member);
+        members += 1;
+        if members == TRACESTATE_MAX_MEMBERS {
+            break;
+        }
+    }
+}
+
 thread_local! {
     /// This thread's id generator state (splitmix64), seeded from the
     /// standard library's per-process random keys.
@@ -203,6 +261,41 @@ mod tests {
         // A later version may carry more fields.
         let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more";
         assert!(TraceParent::parse(later).is_some());
+    }
+
+    #[test]
+    fn a_tracestate_passed_on_is_bounded_as_w3c_says() {
+        let pass_on = |state: &str| {
+            let mut out = String::from("kept");
+            push_tracestate(&mut out, state);
+            out.split_off(4)
+        };
+        assert_eq!(pass_on("a=1, b=2 ,,c=3"), "a=1,b=2,c=3");
+        // A megabyte of members: 32 at most, within 512 bytes.
+        let huge = vec!["vendor=value"; 100_000].join(",");
+        let out = pass_on(&huge);
+        assert_eq!(out.split(',').count(), TRACESTATE_MAX_MEMBERS);
+        // One huge member is dropped; the ones after it that fit stay.
+        let long = format!("a=1,big={},b=2", "x".repeat(1 << 20));
+        assert_eq!(pass_on(&long), "a=1,b=2");
+        // 60 members of 10 bytes: cut at the last whole one within 512.
+        let many = (0..60)
+            .map(|i| format!("k{i:03}=12345"))
+            .collect::<Vec<_>>();
+        let out = pass_on(&many[..40].join(","));
+        assert!(out.len() <= TRACESTATE_MAX_LEN, "{}", out.len());
+        assert!(many[..TRACESTATE_MAX_MEMBERS].join(",").starts_with(&out));
+        // Not printable ASCII: not a tracestate.
+        assert_eq!(pass_on("a=\u{e9}t\u{e9}"), "");
+        assert_eq!(pass_on("a=1\nb=2"), "");
+    }
+
+    #[test]
+    fn a_span_name_is_cut_on_a_character_boundary() {
+        let long = "\u{e9}".repeat(1 << 19); // a 1 MiB method name
+        let name = span_name(&long);
+        assert!(name.len() <= SPAN_NAME_MAX_LEN && name.len() >= SPAN_NAME_MAX_LEN - 1);
+        assert_eq!(span_name("sum"), "sum");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
-use super::context::{TraceParent, new_span_id, new_trace_id};
+use super::context::{TraceParent, new_span_id, new_trace_id, push_tracestate, span_name};
 use super::export::Tracer;
 use super::span::{Kind, SpanRecord, wall_clock};
 
@@ -170,16 +170,17 @@ impl RequestSpan {
             };
             let incoming = traceparent.and_then(TraceParent::parse);
             if let (Some(_), Some(state)) = (incoming, tracestate) {
+                // Bounded: a peer's megabyte is not copied into every call.
                 buffer.clear();
-                buffer.push_str(state);
-                active.has_tracestate = true;
+                push_tracestate(buffer, state);
+                active.has_tracestate = !buffer.is_empty();
             }
             if tracer.is_none() {
                 active.context = incoming;
                 return;
             }
             active.name.clear();
-            active.name.push_str(method);
+            active.name.push_str(span_name(method));
             if let (Some(parent), Some(own)) = (incoming, active.context) {
                 active.context = Some(TraceParent {
                     trace_id: parent.trace_id,

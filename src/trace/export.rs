@@ -36,6 +36,9 @@ pub const ENDPOINT_VARS: [&str; 2] = ["SYNCNET_OTLP_ENDPOINT", "OTEL_EXPORTER_OT
 #[derive(Debug, Clone)]
 pub struct TraceOptions {
     endpoint: String,
+    /// Where the endpoint came from, as errors name it: `otlp_endpoint`, or
+    /// the environment variable that set it.
+    source: String,
     service_name: String,
     queue: usize,
     batch: usize,
@@ -51,6 +54,7 @@ impl TraceOptions {
     pub fn new(endpoint: impl Into<String>) -> TraceOptions {
         TraceOptions {
             endpoint: endpoint.into(),
+            source: "otlp_endpoint".to_string(),
             service_name: std::env::var("OTEL_SERVICE_NAME")
                 .ok()
                 .filter(|s| !s.is_empty())
@@ -64,16 +68,59 @@ impl TraceOptions {
 
     /// The options for an endpoint given by a flag, else by
     /// `SYNCNET_OTLP_ENDPOINT`, else by `OTEL_EXPORTER_OTLP_ENDPOINT`;
-    /// `None` (tracing off) when none is set.
+    /// `None` (tracing off) when none is set. An endpoint from a variable
+    /// that is not a valid URL is an error naming the variable, at
+    /// [`start`](TraceOptions::start).
     pub fn from_flag_or_env(flag: Option<&str>) -> Option<TraceOptions> {
-        let from_env = || {
-            ENDPOINT_VARS
-                .iter()
-                .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+        if let Some(flag) = flag {
+            return Some(TraceOptions::new(flag));
+        }
+        ENDPOINT_VARS.iter().find_map(|var| {
+            let value = std::env::var(var).ok().filter(|v| !v.is_empty())?;
+            let mut options = TraceOptions::new(value);
+            options.source = (*var).to_string();
+            Some(options)
+        })
+    }
+
+    /// Checks that `endpoint` is an OTLP/HTTP base URL: `http://` or
+    /// `https://`, a host, and nothing a URL cannot hold (spaces, control
+    /// characters), no query or fragment. A path is allowed (`/v1/traces` is
+    /// appended to it).
+    ///
+    /// ```
+    /// use syncnet::trace::TraceOptions;
+    ///
+    /// assert!(TraceOptions::check_endpoint("http://127.0.0.1:4318").is_ok());
+    /// assert!(TraceOptions::check_endpoint("https://otel.example/base/").is_ok());
+    /// for bad in ["", "notaurl", "ftp://x", "http://", "http:///v1", "http://a b", "http://c/?q"] {
+    ///     assert!(TraceOptions::check_endpoint(bad).is_err(), "{bad}");
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// What is wrong, quoting the value.
+    pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
+        let rest = endpoint
+            .strip_prefix("http://")
+            .or_else(|| endpoint.strip_prefix("https://"));
+        let Some(rest) = rest else {
+            return Err(format!("`{endpoint}` is not an http:// or https:// URL"));
         };
-        flag.map(str::to_string)
-            .or_else(from_env)
-            .map(TraceOptions::new)
+        let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if host.is_empty() {
+            return Err(format!("`{endpoint}` has no host"));
+        }
+        if rest.contains(['?', '#']) {
+            return Err(format!(
+                "`{endpoint}` has a query or fragment (a base URL takes `/v1/traces` after it)"
+            ));
+        }
+        let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
+        match url.parse::<ureq::http::Uri>() {
+            Ok(uri) if uri.host().is_some_and(|h| !h.is_empty()) => Ok(()),
+            _ => Err(format!("`{endpoint}` is not a valid URL")),
+        }
     }
 
     /// The `service.name` resource attribute. Defaults to
@@ -114,21 +161,17 @@ impl TraceOptions {
     /// Starts the export thread.
     ///
     /// # Errors
-    /// [`Error::Config`] (setting `otlp_endpoint`) when the endpoint is not
-    /// an `http://` or `https://` URL; [`Error::Thread`] when the thread
-    /// cannot start.
+    /// [`Error::Config`] (setting `otlp_endpoint`, or the environment
+    /// variable the endpoint came from) when the endpoint is not a valid
+    /// URL ([`check_endpoint`](TraceOptions::check_endpoint));
+    /// [`Error::Thread`] when the thread cannot start.
     pub fn start(self) -> Result<Tracer, Error> {
         let bad = |message: String| Error::Config {
-            setting: "otlp_endpoint".to_string(),
+            setting: self.source.clone(),
             message,
         };
         let url = self.traces_url();
-        if !(self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://")) {
-            return Err(bad(format!(
-                "`{}` is not an http:// or https:// URL",
-                self.endpoint
-            )));
-        }
+        TraceOptions::check_endpoint(&self.endpoint).map_err(bad)?;
         let (tx, rx) = crossbeam_channel::bounded(self.queue);
         // Wake-ups are `try_send`: a worker never waits for room here; the
         // shutdown waits for it at most until its deadline.

@@ -24,9 +24,13 @@
 //! [`ClientSpan::traceparent`] on in their own request.
 //!
 //! With tracing off (no [`Tracer`] installed) nothing is recorded, but an
-//! incoming `traceparent` and `tracestate` are still passed on unchanged by
+//! incoming `traceparent` and `tracestate` are still passed on by
 //! [`ClientSpan`], so a chain through a service that does not export still
 //! forms one trace. This path allocates nothing.
+//!
+//! What comes from a peer is bounded before it is kept: a `tracestate` to
+//! W3C's 32 members and 512 bytes, a span name to 128 bytes
+//! (`context.rs`).
 //!
 //! Log lines written while a request is served carry `trace_id` and
 //! `span_id` (the server span's; with tracing off, the caller's).
