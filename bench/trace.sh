@@ -22,8 +22,8 @@
 # the median of the per-round ratios on/off, down/off and off/before.
 #
 # Knobs: ROUNDS=9 CONNS=16 DUR=5 WARMUP=1 SIZE=64 SERVER_CPU=0 LOAD_CPU=1
-#        LOAD=path/to/echo-load (default /work/bin/echo-load, else built
-#        from a copy of ../shared/tools)  BEFORE=path/to/rpc-before
+#        LOAD=path/to/echo-load (default: built from a copy of the
+#        comparison tools at ../shared/tools)  BEFORE=path/to/rpc-before
 #        (without it, the `before` kind is skipped)  ONLY="off on ..."
 #        OUT=file for the raw lines.
 set -euo pipefail
@@ -50,8 +50,12 @@ echo "== building (release): examples/rpc, examples/otlp_sink" >&2
 cargo build --release -q --manifest-path "$ROOT/Cargo.toml" --example rpc --example otlp_sink
 RPC=$ROOT/target/release/examples/rpc
 SINK=$ROOT/target/release/examples/otlp_sink
-if [ -z "${LOAD:-}" ] && [ -x /work/bin/echo-load ]; then LOAD=/work/bin/echo-load; fi
 if [ -z "${LOAD:-}" ]; then
+  if [ ! -d "$ROOT/../shared/tools/echo-load" ]; then
+    echo "bench/trace.sh needs the echo-load load generator: set LOAD=path/to/echo-load," >&2
+    echo "or have the comparison tools at $ROOT/../shared/tools (see BENCHMARKS.md)." >&2
+    exit 2
+  fi
   echo "== building echo-load from a copy of ../shared/tools" >&2
   cp -r "$ROOT/../shared/tools" "$work/"
   cargo build --release -q --manifest-path "$work/tools/echo-load/Cargo.toml"
