@@ -22,19 +22,21 @@ mod methods;
 #[allow(dead_code)]
 #[path = "../examples/rpc/protocol.rs"]
 mod protocol;
+#[path = "support/rpc_process.rs"]
+mod rpc_process;
 #[allow(dead_code)]
 #[path = "../examples/rpc/upstream.rs"]
 mod upstream;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use binary::{Binary, Finished};
+use binary::Binary;
 use protocol::{JsonRpc, MAX_FRAME};
+use rpc_process::{rpc_call, rpc_command, rpc_serve};
 use support::*;
 use syncnet::ClientPool;
 use syncnet::ServerHandle;
@@ -851,29 +853,6 @@ fn forward_goes_through_the_upstream_trait() {
 }
 
 // ------------------------------------------------------ the real process
-
-/// The example's binary with `args`, in a clean environment.
-fn rpc_command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(example::rpc_exe());
-    binary::clean_env(&mut cmd);
-    cmd.args(args);
-    cmd
-}
-
-/// `rpc serve` on 127.0.0.1:0 with JSON logs and `extra` flags, started
-/// and past its start-up line.
-fn rpc_serve(extra: &[&str]) -> Binary {
-    let mut cmd = rpc_command(&["serve", "--listen", "127.0.0.1:0", "--log-format", "json"]);
-    cmd.args(extra);
-    Binary::start(cmd)
-}
-
-/// `rpc call` with `args`, run to its end.
-fn rpc_call(args: &[&str]) -> Finished {
-    let mut cmd = rpc_command(&["call"]);
-    cmd.args(args);
-    binary::run(cmd, b"")
-}
 
 /// Polls a process's `/metrics` until `sample` has `value`.
 fn wait_process_metric(server: &Binary, sample: &str, value: f64) {

@@ -15,40 +15,21 @@ mod binary;
 mod example;
 #[path = "support/otlp_receiver.rs"]
 mod otlp_receiver;
+#[path = "support/rpc_process.rs"]
+mod rpc_process;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
 use std::time::Duration;
 
 use binary::{Binary, Finished};
 use otlp_receiver::{Mode, ReceivedSpan, Receiver};
+use rpc_process::{rpc_call, rpc_command, rpc_serve};
 
 /// OTLP span kinds and status codes.
 const SERVER: i32 = 2;
 const CLIENT: i32 = 3;
 const ERROR: i32 = 2;
-
-fn rpc_command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(example::rpc_exe());
-    binary::clean_env(&mut cmd);
-    cmd.args(args);
-    cmd
-}
-
-/// `rpc serve` on 127.0.0.1:0 with JSON logs and `extra` flags.
-fn rpc_serve(extra: &[&str]) -> Binary {
-    let mut cmd = rpc_command(&["serve", "--listen", "127.0.0.1:0", "--log-format", "json"]);
-    cmd.args(extra);
-    Binary::start(cmd)
-}
-
-/// `rpc call` with `args`, run to its end.
-fn rpc_call(args: &[&str]) -> Finished {
-    let mut cmd = rpc_command(&["call"]);
-    cmd.args(args);
-    binary::run(cmd, b"")
-}
 
 /// The trace id `rpc call` printed on stderr (`trace_id=<32 hex>`).
 fn printed_trace_id(call: &Finished) -> String {

@@ -12,10 +12,11 @@ mod binary;
 mod example;
 #[path = "support/otlp_receiver.rs"]
 mod otlp_receiver;
+#[path = "support/rpc_process.rs"]
+mod rpc_process;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use binary::Binary;
@@ -27,12 +28,14 @@ const QUEUE: &str = "16";
 
 /// `rpc serve` exporting to `endpoint` with a queue of [`QUEUE`] spans.
 fn rpc_serve(endpoint: &str) -> Binary {
-    let mut cmd = Command::new(example::rpc_exe());
-    binary::clean_env(&mut cmd);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-        .args(["--log-format", "json", "--otlp-endpoint", endpoint])
-        .args(["--trace-queue", QUEUE]);
-    Binary::start(cmd)
+    rpc_process::rpc_serve(&[
+        "--admin",
+        "127.0.0.1:0",
+        "--otlp-endpoint",
+        endpoint,
+        "--trace-queue",
+        QUEUE,
+    ])
 }
 
 /// Sends [`REQUESTS`] echo requests one after the other on one connection;
