@@ -144,23 +144,35 @@ fn copy_in_place(from: &Path, to: &Path) {
     std::fs::write(to, contents).expect("write over the served file");
 }
 
-#[test]
-fn a_certificate_rewritten_in_place_is_served_and_a_broken_one_changes_nothing() {
-    let pki = Pki::new();
-    let first = pki.server_leaf("first", FIRST.0, FIRST.1);
-    let second = pki.server_leaf("second", SECOND.0, SECOND.1);
+/// `syncnet serve` with TLS from copies of `leaf`'s files named
+/// `NAME.crt` and `NAME.key` (the files the test then replaces), and the
+/// paths of those copies.
+fn serve_copies(
+    pki: &Pki,
+    leaf: &Pair,
+    name: &str,
+) -> (Binary, std::path::PathBuf, std::path::PathBuf) {
     let cert = pki
         .dir
-        .write("served.crt", std::fs::read(&first.cert).unwrap());
+        .write(&format!("{name}.crt"), std::fs::read(&leaf.cert).unwrap());
     let key = pki
         .dir
-        .write("served.key", std::fs::read(&first.key).unwrap());
-    let mut server = Binary::serve(&[
+        .write(&format!("{name}.key"), std::fs::read(&leaf.key).unwrap());
+    let server = Binary::serve(&[
         "--tls-cert",
         cert.to_str().unwrap(),
         "--tls-key",
         key.to_str().unwrap(),
     ]);
+    (server, cert, key)
+}
+
+#[test]
+fn a_certificate_rewritten_in_place_is_served_and_a_broken_one_changes_nothing() {
+    let pki = Pki::new();
+    let first = pki.server_leaf("first", FIRST.0, FIRST.1);
+    let second = pki.server_leaf("second", SECOND.0, SECOND.1);
+    let (mut server, cert, key) = serve_copies(&pki, &first, "served");
     let config = client_config(&pki.ca, None);
 
     let (mut open, serial) = connect(server.listen, &config).expect("the first handshake");
@@ -357,18 +369,7 @@ fn a_deleted_file_a_directory_or_a_mismatched_key_is_one_error_each_and_the_old_
     let pki = Pki::new();
     let first = pki.server_leaf("first", FIRST.0, FIRST.1);
     let second = pki.server_leaf("second", SECOND.0, SECOND.1);
-    let cert = pki
-        .dir
-        .write("kept.crt", std::fs::read(&first.cert).unwrap());
-    let key = pki
-        .dir
-        .write("kept.key", std::fs::read(&first.key).unwrap());
-    let mut server = Binary::serve(&[
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-    ]);
+    let (mut server, cert, key) = serve_copies(&pki, &first, "kept");
     let config = client_config(&pki.ca, None);
     // Each broken state is looked at every second: one error line for it,
     // however long it lasts (here over two checks), and the first
