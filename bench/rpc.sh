@@ -64,32 +64,7 @@ if { [ -z "${TOKIO_RPC:-}" ] && need tokio-rpc; } || { [ -z "${TOKIO_ECHO:-}" ] 
   TOKIO_ECHO=${TOKIO_ECHO:-$work/anchors/target/release/tokio-echo}
 fi
 ulimit -n "$(ulimit -Hn)"
-
-# Starts `$@` (with {port} replaced) pinned to the server core on a free
-# port; sets PID and PORT. Gives up after 5 tries.
-start_server() {
-  local try cmd
-  for try in 1 2 3 4 5; do
-    PORT=$((20000 + RANDOM % 12000))
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then continue; fi # taken
-    cmd=("${@//\{port\}/$PORT}")
-    taskset -c "$SERVER_CPU" "${cmd[@]}" 2>/dev/null &
-    PID=$!
-    for _ in $(seq 1 200); do
-      if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-        kill -0 "$PID" 2>/dev/null && return 0
-      fi
-      kill -0 "$PID" 2>/dev/null || break # exited: port taken, try another
-      sleep 0.05 # start-up poll, bounded by the loop
-    done
-    kill "$PID" 2>/dev/null || true
-    wait "$PID" 2>/dev/null || true
-  done
-  echo "cannot start: $*" >&2
-  exit 1
-}
-
-stop() { for p in "$@"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
+. "$(dirname "$0")/lib.sh" # free_port, start_server, stop
 
 # One run of `kind`; appends "kind {json}" to $OUT.
 run_one() {

@@ -62,48 +62,13 @@ if [ -z "${LOAD:-}" ]; then
   LOAD=$work/tools/echo-load/target/release/echo-load
 fi
 ulimit -n "$(ulimit -Hn)"
-
-# A free port (nobody answers on it right now).
-free_port() {
-  local port
-  for _ in $(seq 1 50); do
-    port=$((20000 + RANDOM % 12000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
-  done
-  echo "no free port" >&2; exit 1
-}
+. "$(dirname "$0")/lib.sh" # free_port, start_server, stop
 
 # The sink, for the whole run.
 SINK_PORT=$(free_port)
 taskset -c "$LOAD_CPU" "$SINK" "127.0.0.1:$SINK_PORT" 2>"$work/sink.log" &
 SINK_PID=$!
 DOWN_PORT=$(free_port)
-
-# Starts `$@` (with {port} and {admin} replaced) pinned to the server core;
-# sets PID, PORT and ADMIN. Gives up after 5 tries.
-start_server() {
-  local try cmd
-  for try in 1 2 3 4 5; do
-    PORT=$(free_port); ADMIN=$(free_port)
-    cmd=("${@//\{port\}/$PORT}")
-    cmd=("${cmd[@]//\{admin\}/$ADMIN}")
-    taskset -c "$SERVER_CPU" "${cmd[@]}" 2>/dev/null &
-    PID=$!
-    for _ in $(seq 1 200); do
-      if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-        kill -0 "$PID" 2>/dev/null && return 0
-      fi
-      kill -0 "$PID" 2>/dev/null || break # exited: port taken, try another
-      sleep 0.05 # start-up poll, bounded by the loop
-    done
-    kill "$PID" 2>/dev/null || true
-    wait "$PID" 2>/dev/null || true
-  done
-  echo "cannot start: $*" >&2
-  exit 1
-}
-
-stop() { for p in "$@"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
 
 # `syncnet_trace_spans_dropped_total` of the server on $ADMIN (0 without it).
 dropped() {
