@@ -95,8 +95,9 @@ impl<P: Protocol> FramedService<P> {
     /// read; one that is not gets [`Protocol::busy`] (kind `deadline`)
     /// instead of its reply. The handler is not interrupted: it runs to its
     /// end and its reply is dropped, so a handler that waits (on a lock, on
-    /// another service) should bound the wait by the time left. Calls made inside the handler can read the
-    /// time left ([`RequestContext::time_left`],
+    /// another service) should bound the wait by the time left. Calls made
+    /// inside the handler can read the time left
+    /// ([`RequestContext::time_left`],
     /// [`time_left`](super::time_left)). Zero turns deadlines off (the
     /// default).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
